@@ -1,0 +1,621 @@
+"""OTel ``ReadableSpan`` -> Datadog span dict (the v0.4 map), grouped into trace chunks.
+
+The rules follow Datadog's own OTLP ingest so that a trace looks the same whether it reaches
+Datadog through this exporter or through an OTel collector / the agent's OTLP receiver:
+
+* service: ``service.name`` (span attribute, then resource; an SDK default ``unknown_service``
+  gives way to ``DD_SERVICE``, then ``faas.name``)
+* name: ``operation.name``, else from semantic conventions (``http.server.request``,
+  ``<db.system>.query``, ``<messaging.system>.<operation>``, ``aws.<service>.request``, ...),
+  else the span kind
+* resource: ``resource.name``, else ``<method> <route>``, messaging operation + destination, rpc
+  method + service, the database statement, else the span name
+* type: ``span.type``, else ``web`` (SERVER), ``http`` / database kind (CLIENT), ``custom``
+* string/bool/sequence attributes -> ``meta``; numbers -> ``metrics``; resource attributes are
+  copied to every span as the agent does; plus ``span.kind``, ``otel.status_code``,
+  ``otel.scope.name``/``version``, ``env``, ``version``.
+
+The Lambda invocation span (the one carrying ``faas.invocation_id``) follows Datadog's
+serverless conventions: ``aws.lambda`` / ``serverless`` / resource = function name, with
+``request_id``, ``cold_start``, ``function_arn`` and ``_dd.origin=lambda``.
+
+Chunk-level data (``_dd.p.tid``, ``_sampling_priority_v1``, ``_dd.origin``, ``_dd.p.*``,
+``_dd.parent_id``) comes from the trace id and the ``dd=`` member of the W3C tracestate.
+
+This is the exporter's hot path: per-resource and per-scope data is computed once, and a span
+without semantic-convention keys goes through a fast path of a few dict operations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
+
+DDSpan = Dict[str, Any]
+Chunk = List[DDSpan]
+
+_LOW64 = (1 << 64) - 1
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 64) - 1
+_FLAGS_SET = 1 << 31  # span link "flags" bit 31: the flags field is meaningful
+MAX_RESOURCE_LEN = 5000  # Datadog truncates longer resource names
+
+_KIND_NAMES = {
+    SpanKind.INTERNAL: "internal",
+    SpanKind.SERVER: "server",
+    SpanKind.CLIENT: "client",
+    SpanKind.PRODUCER: "producer",
+    SpanKind.CONSUMER: "consumer",
+}
+_STATUS_NAMES = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
+_ERROR = StatusCode.ERROR
+_SERVER = SpanKind.SERVER
+_CLIENT = SpanKind.CLIENT
+
+# Attribute keys that change name/resource/type. A span holding none of them (the common
+# internal span) skips every semantic-convention lookup.
+_SEMANTIC_KEYS = frozenset(
+    (
+        "operation.name",
+        "resource.name",
+        "span.type",
+        "http.request.method",
+        "http.method",
+        "db.system",
+        "db.system.name",
+        "messaging.system",
+        "messaging.operation",
+        "rpc.system",
+        "rpc.method",
+        "faas.trigger",
+        "faas.invoked_provider",
+        "graphql.operation.type",
+        "network.protocol.name",
+        # read only once one of the keys above is present, but copied along with them
+        "http.route",
+        "db.statement",
+        "db.query.text",
+        "messaging.destination",
+        "messaging.destination.name",
+        "rpc.service",
+        "faas.invoked_name",
+        "graphql.operation.name",
+    )
+)
+
+_SQL_SYSTEMS = frozenset(
+    (
+        "adabas", "cache", "clickhouse", "cloudscape", "cockroachdb", "coldfusion", "db2",
+        "derby", "edb", "firebird", "firstsql", "filemaker", "h2", "hanadb", "hsqldb",
+        "informix", "ingres", "instantdb", "interbase", "mariadb", "maxdb", "mssql",
+        "mysql", "netezza", "oracle", "other_sql", "pervasive", "pointbase", "postgresql",
+        "progress", "redshift", "sqlite", "sybase", "teradata", "trino", "vertica",
+    )
+)
+_DB_TYPES = {
+    "redis": "redis",
+    "memcached": "memcached",
+    "mongodb": "mongodb",
+    "elasticsearch": "elasticsearch",
+    "opensearch": "opensearch",
+    "cassandra": "cassandra",
+}
+
+
+def _db_type(system: str) -> str:
+    if system in _SQL_SYSTEMS:
+        return "sql"
+    return _DB_TYPES.get(system, "db")
+
+
+def _plain_dict(attributes: Any) -> Mapping[str, Any]:
+    """The attributes as a plain dict, without copying when possible.
+
+    ``ReadableSpan.attributes`` wraps the SDK's BoundedAttributes in a MappingProxyType, whose
+    iteration goes through Python-level Mapping methods: reading the dict inside is several
+    times faster. Falls back to a copy for any other mapping.
+    """
+    if attributes is None:
+        return {}
+    if type(attributes) is dict:
+        return attributes
+    inner = getattr(attributes, "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    try:
+        return dict(attributes)
+    except Exception:  # a broken mapping must not break the export
+        return {}
+
+
+def _span_attributes(span: Any) -> Mapping[str, Any]:
+    raw = getattr(span, "_attributes", None)
+    if raw is None and not hasattr(span, "_attributes"):
+        raw = span.attributes
+    return _plain_dict(raw)
+
+
+def _to_str(value: Any) -> str:
+    """A non-str attribute value as Datadog's OTLP ingest writes it in ``meta``."""
+    if type(value) is bool:
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        try:
+            return json.dumps(list(value), separators=(",", ":"), ensure_ascii=False)
+        except Exception:
+            return str(list(value))
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _fill(meta: Dict[str, str], metrics: Dict[str, Any], attributes: Mapping[str, Any]) -> None:
+    """Split attributes into meta (strings) and metrics (numbers)."""
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind is str:
+            meta[key] = value
+        elif kind is float:
+            if value - value == 0.0:  # drops NaN and +-inf, which the agent rejects
+                metrics[key] = value
+        elif kind is int:
+            # msgpack cannot pack ints outside int64/uint64
+            metrics[key] = value if _INT_MIN <= value <= _INT_MAX else float(value)
+        else:
+            meta[key] = _to_str(value)
+
+
+class _ResourceInfo:
+    """What a span takes from its resource; computed once per Resource object."""
+
+    __slots__ = ("resource", "service", "meta", "metrics", "semantic", "faas_name", "function_arn")
+
+    def __init__(self, resource: Any, default_service: Optional[str], env: Optional[str],
+                 version: Optional[str]) -> None:
+        self.resource = resource  # keeps the object alive so its id() stays unique in the cache
+        attributes = _plain_dict(getattr(resource, "attributes", None))
+        meta: Dict[str, str] = {}
+        metrics: Dict[str, Any] = {}
+        _fill(meta, metrics, attributes)
+        service = attributes.get("service.name")
+        service = service if type(service) is str and service else None
+        faas_name = attributes.get("faas.name")
+        self.faas_name = faas_name if type(faas_name) is str and faas_name else None
+        if service is None or service.startswith("unknown_service"):
+            service = default_service or self.faas_name or service or "otlpresourcenoservicename"
+        self.service: str = service
+        env_value = attributes.get("deployment.environment.name") or attributes.get(
+            "deployment.environment"
+        )
+        env_value = _to_str(env_value) if env_value else env
+        if env_value:
+            meta["env"] = env_value
+        version_value = attributes.get("service.version")
+        version_value = _to_str(version_value) if version_value else version
+        if version_value:
+            meta["version"] = version_value
+        arn = attributes.get("cloud.resource_id")
+        self.function_arn = arn if type(arn) is str and arn else None
+        self.meta = meta
+        self.metrics = metrics
+        # only the semantic keys of the resource, so span lookups can skip it when empty
+        self.semantic = {k: v for k, v in attributes.items() if k in _SEMANTIC_KEYS}
+
+
+class SpanMapper:
+    """Maps ReadableSpans to Datadog v0.4 span dicts; safe to share between threads."""
+
+    def __init__(
+        self,
+        service: Optional[str] = None,
+        env: Optional[str] = None,
+        version: Optional[str] = None,
+        native_span_events: bool = False,
+    ) -> None:
+        self._service = service or os.environ.get("DD_SERVICE") or None
+        self._env = env or os.environ.get("DD_ENV") or None
+        self._version = version or os.environ.get("DD_VERSION") or None
+        self.native_span_events = native_span_events
+        self._resources: Dict[int, _ResourceInfo] = {}
+        self._scopes: Dict[int, Tuple[Any, Dict[str, str]]] = {}
+        self._states: Dict[str, Optional[DDState]] = {}
+
+    # ------------------------------------------------------------ caches
+
+    def _resource_info(self, resource: Any) -> _ResourceInfo:
+        info = self._resources.get(id(resource))
+        if info is None or info.resource is not resource:
+            if len(self._resources) > 64:  # resources are few; a churning caller gets no leak
+                self._resources.clear()
+            info = _ResourceInfo(resource, self._service, self._env, self._version)
+            self._resources[id(resource)] = info
+        return info
+
+    def _scope_meta(self, scope: Any) -> Dict[str, str]:
+        entry = self._scopes.get(id(scope))
+        if entry is None or entry[0] is not scope:
+            meta: Dict[str, str] = {}
+            if scope is not None:
+                if scope.name:
+                    meta["otel.scope.name"] = scope.name
+                if scope.version:
+                    meta["otel.scope.version"] = scope.version
+            if len(self._scopes) > 256:
+                self._scopes.clear()
+            entry = (scope, meta)
+            self._scopes[id(scope)] = entry
+        return entry[1]
+
+    def _dd_state(self, trace_state: Any) -> Optional[DDState]:
+        if not trace_state:
+            return None
+        value = trace_state.get("dd")
+        if not value:
+            return None
+        states = self._states
+        if value in states:
+            return states[value]
+        if len(states) > 256:
+            states.clear()
+        state = states[value] = parse_dd_member(value)
+        return state
+
+    # ------------------------------------------------------------ mapping
+
+    def map_chunks(self, spans: Sequence[Any]) -> List[Chunk]:
+        """Map spans and group them into trace chunks (one per trace id, in arrival order)."""
+        chunks: Dict[int, Chunk] = {}
+        roots: Dict[int, List[Tuple[DDSpan, Any]]] = {}
+        map_span = self.map_span
+        for span in spans:
+            try:
+                dd_span = map_span(span)
+            except Exception:  # one malformed span must not lose the others
+                continue
+            trace_id = span.context.trace_id
+            chunk = chunks.get(trace_id)
+            if chunk is None:
+                chunk = chunks[trace_id] = []
+            chunk.append(dd_span)
+            parent = span.parent
+            if parent is None or parent.is_remote:
+                root_list = roots.get(trace_id)
+                if root_list is None:
+                    root_list = roots[trace_id] = []
+                root_list.append((dd_span, span))
+        for trace_id, chunk in chunks.items():
+            self._tag_chunk(trace_id, chunk, roots.get(trace_id))
+        return list(chunks.values())
+
+    def _tag_chunk(self, trace_id: int, chunk: Chunk, roots: Optional[List[Tuple[DDSpan, Any]]]) -> None:
+        high = trace_id >> 64
+        if high:
+            chunk[0]["meta"]["_dd.p.tid"] = "%016x" % high
+        if not roots:
+            # a partial chunk (the root has not ended yet): like ddtrace, tag its first span
+            roots = [(chunk[0], None)]
+        origin = None
+        for dd_span, span in roots:
+            context = span.context if span is not None else None
+            state = self._dd_state(context.trace_state) if context is not None else None
+            sampled = bool(context.trace_flags & 1) if context is not None else True
+            dd_span["metrics"]["_sampling_priority_v1"] = sampling_priority(sampled, state)
+            if state is not None:
+                meta = dd_span["meta"]
+                for key, value in state.tags.items():
+                    if key != "_dd.p.tid":  # the tid comes from the trace id itself
+                        meta.setdefault(key, value)
+                if state.origin:
+                    origin = state.origin
+            if span is not None and span.parent is not None:
+                parent_state = self._dd_state(span.parent.trace_state)
+                if parent_state is not None and parent_state.last_parent and \
+                        parent_state.last_parent != "0000000000000000":
+                    dd_span["meta"]["_dd.parent_id"] = parent_state.last_parent
+        if origin:
+            for dd_span in chunk:
+                dd_span["meta"].setdefault("_dd.origin", origin)
+
+    def map_span(self, span: Any) -> DDSpan:
+        context = span.context
+        parent = span.parent
+        resource = self._resource_info(span.resource)
+        attributes = _span_attributes(span)
+
+        meta = resource.meta.copy()
+        meta.update(self._scope_meta(span.instrumentation_scope))
+        metrics = resource.metrics.copy() if resource.metrics else {}
+        _fill(meta, metrics, attributes)
+
+        kind = span.kind
+        meta["span.kind"] = _KIND_NAMES.get(kind, "internal")
+        status = span.status
+        status_code = status.status_code
+        meta["otel.status_code"] = _STATUS_NAMES.get(status_code, "Unset")
+
+        name = span.name
+        service = attributes.get("service.name")
+        if type(service) is not str or not service:
+            service = resource.service
+
+        semantic = resource.semantic
+        if semantic or not _SEMANTIC_KEYS.isdisjoint(attributes):
+            lookup = semantic.copy() if semantic else {}
+            for key in _SEMANTIC_KEYS.intersection(attributes):
+                lookup[key] = attributes[key]
+            op_name = _operation_name(kind, lookup)
+            dd_resource = _resource_name(name, kind, lookup)
+            span_type = _span_type(kind, lookup)
+        else:
+            op_name = _KIND_OPERATION[kind] if kind in _KIND_OPERATION else "internal"
+            dd_resource = name
+            span_type = "http" if kind is _CLIENT else ("web" if kind is _SERVER else "custom")
+
+        if "faas.invocation_id" in attributes:
+            # Datadog's serverless conventions for the invocation span
+            if "operation.name" not in attributes:
+                op_name = "aws.lambda"
+            if "span.type" not in attributes:
+                span_type = "serverless"
+            if "resource.name" not in attributes:
+                dd_resource = _to_str(attributes.get("faas.name") or resource.faas_name or service)
+            meta.setdefault("_dd.origin", "lambda")
+            meta["request_id"] = _to_str(attributes["faas.invocation_id"])
+            if "cold_start" not in meta:
+                cold = attributes.get("faas.coldstart")
+                if cold is not None:
+                    meta["cold_start"] = "true" if cold is True or cold == "true" else "false"
+            if "function_arn" not in meta:
+                arn = attributes.get("cloud.resource_id") or resource.function_arn
+                if arn:
+                    meta["function_arn"] = _to_str(arn)
+
+        if len(dd_resource) > MAX_RESOURCE_LEN:
+            dd_resource = dd_resource[:MAX_RESOURCE_LEN] + "..."
+
+        start = span.start_time or 0
+        end = span.end_time or start
+        dd_span: DDSpan = {
+            "trace_id": context.trace_id & _LOW64,
+            "span_id": context.span_id,
+            "parent_id": parent.span_id if parent is not None else 0,
+            "start": start,
+            "duration": end - start if end > start else 0,
+            "error": 0,
+            "name": op_name,
+            "service": service,
+            "resource": dd_resource,
+            "type": span_type,
+            "meta": meta,
+            "metrics": metrics,
+        }
+
+        events = span._events if hasattr(span, "_events") else span.events
+        if status_code is _ERROR:
+            dd_span["error"] = 1
+            _error_tags(meta, status.description, events)
+        elif status.description:
+            meta["otel.status_description"] = status.description
+        if events:
+            if self.native_span_events:
+                dd_span["span_events"] = [_native_event(e) for e in events]
+            else:
+                meta["events"] = _events_json(events)
+
+        links = span._links if hasattr(span, "_links") else span.links
+        if links:
+            dd_span["span_links"] = [_link(link) for link in links]
+        return dd_span
+
+
+_KIND_OPERATION = {
+    SpanKind.INTERNAL: "internal",
+    SpanKind.SERVER: "server.request",
+    SpanKind.CLIENT: "client.request",
+    SpanKind.PRODUCER: "producer",
+    SpanKind.CONSUMER: "consumer",
+}
+
+
+def _get(lookup: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = lookup.get(key)
+        if value is not None and value != "":
+            return value if type(value) is str else _to_str(value)
+    return ""
+
+
+def _operation_name(kind: SpanKind, lookup: Mapping[str, Any]) -> str:
+    explicit = _get(lookup, "operation.name")
+    if explicit:
+        return explicit
+    is_client = kind is _CLIENT
+    is_server = kind is _SERVER
+    if _get(lookup, "http.request.method", "http.method"):
+        if is_server:
+            return "http.server.request"
+        if is_client:
+            return "http.client.request"
+    db_system = _get(lookup, "db.system", "db.system.name")
+    if db_system and is_client:
+        return db_system + ".query"
+    messaging = _get(lookup, "messaging.system")
+    operation = _get(lookup, "messaging.operation")
+    if messaging and operation and kind is not SpanKind.INTERNAL:
+        return messaging + "." + operation
+    rpc = _get(lookup, "rpc.system")
+    if is_client and rpc == "aws-api":
+        service = _get(lookup, "rpc.service")
+        return "aws." + service.lower() + ".request" if service else "aws.client.request"
+    if rpc and (is_client or is_server):
+        return rpc + (".client.request" if is_client else ".server.request")
+    if is_client:
+        provider = _get(lookup, "faas.invoked_provider")
+        invoked = _get(lookup, "faas.invoked_name")
+        if provider and invoked:
+            return provider + "." + invoked + ".invoke"
+    trigger = _get(lookup, "faas.trigger")
+    if is_server and trigger:
+        return trigger + ".invoke"
+    if _get(lookup, "graphql.operation.type"):
+        return "graphql.server.request"
+    protocol = _get(lookup, "network.protocol.name")
+    if is_server:
+        return protocol + ".server.request" if protocol else "server.request"
+    if is_client:
+        return protocol + ".client.request" if protocol else "client.request"
+    return _KIND_OPERATION.get(kind, "internal")
+
+
+def _resource_name(span_name: str, kind: SpanKind, lookup: Mapping[str, Any]) -> str:
+    explicit = _get(lookup, "resource.name")
+    if explicit:
+        return explicit
+    method = _get(lookup, "http.request.method", "http.method")
+    if method:
+        if method == "_OTHER":
+            method = "HTTP"
+        if kind is _SERVER:
+            route = _get(lookup, "http.route")
+            if route:
+                return method + " " + route
+        return method
+    operation = _get(lookup, "messaging.operation")
+    if operation:
+        destination = _get(lookup, "messaging.destination.name", "messaging.destination")
+        return operation + " " + destination if destination else operation
+    rpc_method = _get(lookup, "rpc.method")
+    if rpc_method:
+        rpc_service = _get(lookup, "rpc.service")
+        return rpc_method + " " + rpc_service if rpc_service else rpc_method
+    graphql = _get(lookup, "graphql.operation.type")
+    if graphql:
+        graphql_name = _get(lookup, "graphql.operation.name")
+        return graphql + " " + graphql_name if graphql_name else graphql
+    if _get(lookup, "db.system", "db.system.name"):
+        statement = _get(lookup, "db.statement", "db.query.text")
+        if statement:
+            return statement
+    return span_name
+
+
+def _span_type(kind: SpanKind, lookup: Mapping[str, Any]) -> str:
+    explicit = _get(lookup, "span.type")
+    if explicit:
+        return explicit
+    if kind is _SERVER:
+        return "web"
+    if kind is _CLIENT:
+        db_system = _get(lookup, "db.system", "db.system.name")
+        return _db_type(db_system) if db_system else "http"
+    return "custom"
+
+
+def _error_tags(meta: Dict[str, str], description: Optional[str], events: Sequence[Any]) -> None:
+    exception = None
+    for event in events:
+        if event.name == "exception":
+            exception = _plain_dict(event.attributes)
+            break
+    message = description or (exception.get("exception.message") if exception else None)
+    if message:
+        meta.setdefault("error.msg", _to_str(message))
+    if exception:
+        if exception.get("exception.type"):
+            meta.setdefault("error.type", _to_str(exception["exception.type"]))
+        if exception.get("exception.stacktrace"):
+            meta.setdefault("error.stack", _to_str(exception["exception.stacktrace"]))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return _to_str(value)
+
+
+def _events_json(events: Sequence[Any]) -> str:
+    """The ``events`` meta tag: the JSON list Datadog's OTLP ingest writes."""
+    out = []
+    for event in events:
+        item: Dict[str, Any] = {"time_unix_nano": event.timestamp, "name": event.name}
+        attributes = _plain_dict(event.attributes)
+        if attributes:
+            item["attributes"] = {k: _json_value(v) for k, v in attributes.items()}
+        out.append(item)
+    try:
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN/inf attribute values
+        return json.dumps(out, separators=(",", ":"), ensure_ascii=False, default=str).replace(
+            "NaN", '"NaN"').replace("Infinity", '"Infinity"')
+
+
+def _typed_value(value: Any) -> Dict[str, Any]:
+    """One native span-event attribute value (the agent's AttributeAnyValue map)."""
+    kind = type(value)
+    if kind is str:
+        return {"type": 0, "string_value": value}
+    if kind is bool:
+        return {"type": 1, "bool_value": value}
+    if kind is int and _INT_MIN <= value < (1 << 63):
+        return {"type": 2, "int_value": value}
+    if kind is float or kind is int:
+        return {"type": 3, "double_value": float(value)}
+    if isinstance(value, (list, tuple)):
+        return {"type": 4, "array_value": {"values": [_typed_value(v) for v in value]}}
+    return {"type": 0, "string_value": _to_str(value)}
+
+
+def _native_event(event: Any) -> Dict[str, Any]:
+    item: Dict[str, Any] = {"time_unix_nano": event.timestamp, "name": event.name}
+    attributes = _plain_dict(event.attributes)
+    if attributes:
+        item["attributes"] = {k: _typed_value(v) for k, v in attributes.items()}
+    return item
+
+
+def _link(link: Any) -> Dict[str, Any]:
+    context = link.context
+    trace_id = context.trace_id
+    out: Dict[str, Any] = {
+        "trace_id": trace_id & _LOW64,
+        "trace_id_high": trace_id >> 64,
+        "span_id": context.span_id,
+    }
+    attributes = _plain_dict(link.attributes)
+    if attributes:
+        flat: Dict[str, str] = {}
+        for key, value in attributes.items():
+            if isinstance(value, (list, tuple)):
+                # Datadog's link attributes are str -> str: sequences become key.0, key.1, ...
+                for index, item in enumerate(value):
+                    flat["%s.%d" % (key, index)] = _to_str(item) if type(item) is not str else item
+            else:
+                flat[key] = value if type(value) is str else _to_str(value)
+        out["attributes"] = flat
+    trace_state = context.trace_state
+    if trace_state:
+        out["tracestate"] = trace_state.to_header()
+    out["flags"] = int(context.trace_flags) | _FLAGS_SET
+    return out
+
+
+def links_json(links: List[Dict[str, Any]]) -> str:
+    """Span links as the ``_dd.span_links`` meta tag (for v0.5 and log mode, which lack the field)."""
+    out = []
+    for link in links:
+        item: Dict[str, Any] = {
+            "trace_id": "%016x%016x" % (link.get("trace_id_high", 0), link["trace_id"]),
+            "span_id": "%016x" % link["span_id"],
+        }
+        for key in ("attributes", "tracestate", "flags"):
+            if key in link:
+                item[key] = link[key]
+        out.append(item)
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)

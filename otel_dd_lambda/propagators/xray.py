@@ -1,0 +1,191 @@
+"""AWS X-Ray ``X-Amzn-Trace-Id``, built on ``opentelemetry-propagator-aws-xray``.
+
+What this adds to the upstream ``AwsXRayPropagator``:
+
+- the header name is case-insensitive (HTTP APIs deliver ``x-amzn-trace-id``);
+- a header without ``Sampled`` (or with ``Sampled=?``, undecided) is sampled, not dropped;
+- ``Lineage`` (Lambda's recursion detection) and unknown keys are kept and written back on
+  re-injection, carried between hops in an ``xray`` tracestate member;
+- Lambda's ``_X_AMZN_TRACE_ID`` is a separate, last-resort style (``xray-lambda``): it never
+  overrides a context that arrived with the event, and its ``Sampled=0`` (what Lambda sets when
+  active tracing is off) is not taken as a decision to drop every span.
+
+``Self`` (added by ALB for its own segment) is not propagated.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.aws.aws_xray_propagator import (
+    AWS_TRACE_HEADER_ENV_KEY,
+    TRACE_HEADER_KEY,
+    AwsXRayPropagator,
+)
+from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_setter
+from opentelemetry.trace import SpanContext, TraceFlags
+
+from .. import ids
+from . import ddstate
+from .headers import HeaderReader, logger, reader
+from .precedence import _fast_trace_state, merge_into
+
+HEADER = TRACE_HEADER_KEY.lower()
+ENV_VAR = AWS_TRACE_HEADER_ENV_KEY
+MEMBER_KEY = "xray"  # tracestate member carrying Lineage and unknown keys between hops
+MAX_EXTRA_CHARS = 256
+_DROPPED_KEYS = frozenset(("root", "parent", "sampled", "self"))
+_EXTRA_CHARS = frozenset(map(chr, range(0x21, 0x7F))) - set(",=;~")
+
+
+class XRayHeader:
+    """A parsed ``X-Amzn-Trace-Id``: ids, the sampling decision, and keys to carry on."""
+
+    __slots__ = ("trace_id", "parent_id", "sampled", "extra")
+
+    def __init__(self, trace_id: int, parent_id: int, sampled: Optional[bool], extra: Tuple[Tuple[str, str], ...]):
+        self.trace_id = trace_id
+        self.parent_id = parent_id
+        self.sampled = sampled  # None: no decision in the header
+        self.extra = extra
+
+
+def parse_header(value: Optional[str]) -> Optional[XRayHeader]:
+    """Parse ``Root=1-..;Parent=..;Sampled=1;Lineage=..``; None when Root or Parent is invalid."""
+    if not value:
+        return None
+    trace_id = parent_id = None
+    sampled: Optional[bool] = None
+    extra = []
+    for item in value.split(";"):
+        key, sep, val = item.partition("=")
+        key, val = key.strip(), val.strip()
+        lowered = key.lower()
+        if lowered == "root":
+            trace_id = ids.parse_xray_trace_id(val)
+        elif lowered == "parent":
+            parent_id = ids.parse_hex_span_id(val)
+        elif lowered == "sampled":
+            sampled = False if val == "0" else (True if val == "1" else None)
+        elif sep and key and lowered not in _DROPPED_KEYS:
+            if _EXTRA_CHARS.issuperset(key) and _EXTRA_CHARS.issuperset(val):
+                extra.append((key, val))
+    if trace_id is None or parent_id is None:
+        logger.debug("X-Ray header without a valid Root and Parent: ignored")
+        return None
+    return XRayHeader(trace_id, parent_id, sampled, tuple(extra))
+
+
+def _extra_member(extra: Tuple[Tuple[str, str], ...]) -> Optional[str]:
+    if not extra:
+        return None
+    value = ";".join("%s~%s" % kv for kv in extra)
+    return value if len(value) <= MAX_EXTRA_CHARS else None
+
+
+def _to_span_context(header: XRayHeader, priority: Optional[int]) -> SpanContext:
+    members: Dict[str, str] = {}
+    if priority is not None:
+        members[ddstate.MEMBER_KEY] = ddstate.format_dd_member(priority, None, None)
+    extra = _extra_member(header.extra)
+    if extra:
+        members[MEMBER_KEY] = extra
+    sampled = header.sampled is not False
+    return SpanContext(
+        trace_id=header.trace_id,
+        span_id=header.parent_id,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
+        trace_state=_fast_trace_state(members),
+    )
+
+
+def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
+    """The context of an ``X-Amzn-Trace-Id`` header in a carrier (an upstream X-Ray decision)."""
+    header = parse_header(get(HEADER))
+    return _to_span_context(header, None) if header else None
+
+
+def lambda_span_context(value: Optional[str] = None) -> Optional[SpanContext]:
+    """The context of Lambda's ``_X_AMZN_TRACE_ID`` (read from the environment by default).
+
+    ``Sampled=0`` there means "X-Ray active tracing is off", not "drop this trace": no context is
+    returned, so the invocation starts its own trace and its own sampler decides. When sampled,
+    the Datadog priority is 2 (user keep), as Datadog's Lambda library gives it.
+    """
+    if value is None:
+        value = os.environ.get(ENV_VAR)
+    header = parse_header(value)
+    if header is None or header.sampled is False:
+        return None
+    return _to_span_context(header, ids.USER_KEEP)
+
+
+def header_value(span_context: SpanContext) -> str:
+    """``X-Amzn-Trace-Id`` for an outgoing request, with carried ``Lineage``/unknown keys."""
+    sampled = "1" if span_context.trace_flags & TraceFlags.SAMPLED else "0"
+    value = "Root=%s;Parent=%016x;Sampled=%s" % (
+        ids.format_xray_trace_id(span_context.trace_id),
+        span_context.span_id,
+        sampled,
+    )
+    extra = span_context.trace_state.get(MEMBER_KEY)
+    if extra:
+        pairs = [item.partition("~") for item in extra.split(";")]
+        value += "".join(";%s=%s" % (k, v) for k, sep, v in pairs if sep and k)
+    return value
+
+
+def inject_headers(span_context: SpanContext, set_header: Any) -> None:
+    set_header(TRACE_HEADER_KEY, header_value(span_context))
+
+
+class XRayPropagator(AwsXRayPropagator):
+    """``AwsXRayPropagator`` with the gaps above closed (entry point ``datadog_xray``).
+
+    Reads the carrier, then (unless told not to) Lambda's ``_X_AMZN_TRACE_ID`` as a last resort.
+    """
+
+    def __init__(self, use_lambda_environment: bool = True) -> None:
+        self._use_env = use_lambda_environment
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Optional[Context] = None,
+        getter: Getter[CarrierT] = None,  # type: ignore[assignment]
+    ) -> Context:
+        if context is None:
+            context = Context()
+        try:
+            span_context = extract_span_context(reader(carrier, getter))
+            style = "xray"
+            if span_context is None and self._use_env:
+                existing = trace.get_current_span(context).get_span_context()
+                if existing.is_valid and existing.is_remote:
+                    return context  # the event's own context always wins over Lambda's
+                span_context, style = lambda_span_context(), "xray-lambda"
+        except Exception:
+            logger.debug("X-Ray extraction failed", exc_info=True)
+            return context
+        if span_context is None:
+            return context
+        return merge_into(context, span_context, style)
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Optional[Context] = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return
+        try:
+            inject_headers(span_context, lambda k, v: setter.set(carrier, k, v))
+        except Exception:
+            logger.debug("X-Ray injection failed", exc_info=True)
+
