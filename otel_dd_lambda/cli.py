@@ -1,0 +1,38 @@
+"""The ``otel-dd-lambda`` command: one subcommand per module in ``otel_dd_lambda.commands``.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+it is imported only when its command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+COMMANDS = ("convert", "inspect", "demo")
+_HELP = {
+    "convert": "print one trace context (traceparent, Datadog headers JSON or X-Ray header) in every format",
+    "inspect": "show which trigger a Lambda event is, the contexts and links it carries",
+    "demo": "run the end-to-end demo: three instrumented handlers, one trace",
+}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="otel-dd-lambda", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        sub.add_parser(name, help=_HELP[name], description=_HELP[name])
+    # Parse the command name first so that only its module is imported.
+    args, _ = parser.parse_known_args(argv)
+    module = importlib.import_module("otel_dd_lambda.commands." + args.command)
+    command_parser = argparse.ArgumentParser(prog="otel-dd-lambda " + args.command, description=_HELP[args.command])
+    module.add_arguments(command_parser)
+    rest = list(sys.argv[1:] if argv is None else argv)
+    rest.remove(args.command)
+    return int(module.run(command_parser.parse_args(rest)) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
