@@ -13,8 +13,8 @@ _PUBLIC = {
     "instrument_handler": "otel_dd_lambda.wrapper",
     "extract_context": "otel_dd_lambda.extract",
     "EventContext": "otel_dd_lambda.extract",
-    "inject": "otel_dd_lambda.inject",
-    "get_trace_headers": "otel_dd_lambda.inject",
+    "inject": "otel_dd_lambda.injection",
+    "get_trace_headers": "otel_dd_lambda.injection",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -22,7 +22,7 @@ __all__ = sorted(_PUBLIC)
 if TYPE_CHECKING:  # pragma: no cover
     from .configure import configure
     from .extract import EventContext, extract_context
-    from .inject import get_trace_headers, inject
+    from .injection import get_trace_headers, inject
     from .wrapper import instrument_handler
 
 

@@ -82,3 +82,118 @@ def env_flag(name: str, default: bool, environ: Optional[Mapping[str, str]] = No
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+# ---------------------------------------------------------------- handler instrumentation
+# (DESIGN §8: the Datadog Lambda variables users migrate with, plus OTel's service name.)
+
+_DEFAULT_COLD_START_SKIP_LIBS = ("ddtrace.internal.compat", "ddtrace.filters")
+
+
+def env_int(name: str, default: int, environ: Optional[Mapping[str, str]] = None) -> int:
+    value = _env(environ).get(name)
+    try:
+        return int(value.strip()) if value and value.strip() else default
+    except ValueError:
+        return default
+
+
+def parse_dd_tags(value: Optional[str]) -> Tuple[Tuple[str, str], ...]:
+    """``DD_TAGS``: ``k:v`` pairs separated by commas or spaces (a bare ``k`` has value "")."""
+    pairs: List[Tuple[str, str]] = []
+    for part in (value or "").replace(",", " ").split():
+        key, _, tag_value = part.partition(":")
+        if key:
+            pairs.append((key, tag_value))
+    return tuple(pairs)
+
+
+def trace_enabled(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """``DD_TRACE_ENABLED`` (default on); ``OTEL_SDK_DISABLED=true`` also turns tracing off."""
+    if env_flag("OTEL_SDK_DISABLED", False, environ):
+        return False
+    return env_flag("DD_TRACE_ENABLED", True, environ)
+
+
+class LambdaSettings:
+    """Everything the handler instrumentation reads from the environment, read once per call
+    of ``lambda_settings()`` (a handful of ``dict.get``s, so cheap enough to re-read in tests)."""
+
+    __slots__ = (
+        "trace_enabled", "merge_xray_traces", "service", "env", "version", "tags",
+        "logs_injection", "cold_start_tracing", "min_cold_start_duration_ms",
+        "cold_start_skip_libs", "managed_services", "lambda_handler", "profiling_enabled",
+        "profiling_ignore_profiler", "flush_to_log", "xray_daemon_address", "function_name",
+        "function_version", "memory_mb", "region", "xray_trace_header", "flush_margin_ms",
+    )
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        env = _env(environ)
+        self.trace_enabled: bool = trace_enabled(env)
+        self.merge_xray_traces: bool = env_flag("DD_MERGE_XRAY_TRACES", False, env)
+        self.function_name: Optional[str] = env.get("AWS_LAMBDA_FUNCTION_NAME") or None
+        self.function_version: Optional[str] = env.get("AWS_LAMBDA_FUNCTION_VERSION") or None
+        memory = env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, env)
+        self.memory_mb: Optional[int] = memory or None
+        self.region: Optional[str] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+        # DD_SERVICE wins (users migrate with it), then OTel's name, then the function name.
+        self.service: Optional[str] = (
+            env.get("DD_SERVICE") or env.get("OTEL_SERVICE_NAME") or self.function_name or None
+        )
+        self.env: Optional[str] = env.get("DD_ENV") or None
+        self.version: Optional[str] = env.get("DD_VERSION") or None
+        self.tags: Tuple[Tuple[str, str], ...] = parse_dd_tags(env.get("DD_TAGS"))
+        self.logs_injection: bool = env_flag("DD_LOGS_INJECTION", True, env)
+        # Like datadog_lambda: on by default, but only meaningful with tracing on.
+        self.cold_start_tracing: bool = self.trace_enabled and env_flag("DD_COLD_START_TRACING", True, env)
+        self.min_cold_start_duration_ms: int = env_int("DD_MIN_COLD_START_DURATION", 3, env)
+        skip = env.get("DD_COLD_START_TRACE_SKIP_LIB")
+        self.cold_start_skip_libs: frozenset = frozenset(
+            (p.strip() for p in skip.split(",") if p.strip()) if skip is not None else _DEFAULT_COLD_START_SKIP_LIBS
+        )
+        self.managed_services: bool = self.trace_enabled and env_flag("DD_TRACE_MANAGED_SERVICES", True, env)
+        self.lambda_handler: Optional[str] = env.get("DD_LAMBDA_HANDLER") or None
+        self.profiling_enabled: bool = env_flag("DD_PROFILING_ENABLED", False, env)
+        self.profiling_ignore_profiler: bool = env_flag("DD_PROFILING_IGNORE_PROFILER", False, env)
+        # DD_FLUSH_TO_LOG=true: spans as JSON lines on stdout for the Datadog Forwarder.
+        self.flush_to_log: bool = env_flag("DD_FLUSH_TO_LOG", False, env)
+        self.xray_daemon_address: Optional[str] = env.get("AWS_XRAY_DAEMON_ADDRESS") or None
+        self.xray_trace_header: Optional[str] = env.get("_X_AMZN_TRACE_ID") or None
+        # Time kept back from the invocation's deadline when flushing spans.
+        self.flush_margin_ms: int = max(0, env_int("OTEL_DD_LAMBDA_FLUSH_MARGIN_MS", 50, env))
+
+
+def lambda_settings(environ: Optional[Mapping[str, str]] = None) -> LambdaSettings:
+    return LambdaSettings(environ)
+
+
+# ---------------------------------------------------------------- event extraction
+
+BATCH_PARENT_FIRST = "first"  # the first record's context is the invocation's parent
+BATCH_PARENT_NONE = "none"  # a batch starts a new trace; every record is only a span link
+
+
+def batch_parent(environ: Optional[Mapping[str, str]] = None) -> str:
+    """``DD_BATCH_PARENT``: how a batch (SQS, SNS, Kinesis, DynamoDB) parents the invocation.
+
+    ``first`` (default, what Datadog's Lambda library does, so Datadog views still connect) or
+    ``none`` (the OTel messaging convention: a new root with one link per record).
+    """
+    value = (_env(environ).get("DD_BATCH_PARENT") or "").strip().lower()
+    return BATCH_PARENT_NONE if value in ("none", "links", "root") else BATCH_PARENT_FIRST
+
+
+def trace_extractor(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """``DD_TRACE_EXTRACTOR``: ``<module file>.<function>`` of a user's custom extractor."""
+    value = (_env(environ).get("DD_TRACE_EXTRACTOR") or "").strip()
+    return value or None
+
+
+def span_link_limit(environ: Optional[Mapping[str, str]] = None) -> int:
+    """``OTEL_SPAN_LINK_COUNT_LIMIT`` (default 128): links beyond it would be dropped by the SDK
+    anyway, so extraction stops building them there."""
+    value = _env(environ).get("OTEL_SPAN_LINK_COUNT_LIMIT")
+    try:
+        return max(0, int(value)) if value else 128
+    except ValueError:
+        return 128

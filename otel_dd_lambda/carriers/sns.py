@@ -1,0 +1,47 @@
+"""SNS: ``Sns.MessageAttributes._datadog`` = ``{"Type": "String"|"Binary", "Value": ...}``.
+
+Binary values are base64 in the Lambda event (publishers use Binary so that subscription filter
+policies, which only see String attributes, keep working). The same shape appears in the SNS
+notification JSON that an SQS queue receives without raw message delivery.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from .common import DATADOG_KEY, b64_bytes, dict_at, loads_object, logger
+
+
+def message_carrier(message: Any) -> Optional[Dict[str, Any]]:
+    """The ``_datadog`` object of an SNS message (the record's ``Sns`` or a notification JSON)."""
+    attrs = dict_at(message, "MessageAttributes")
+    dd = dict_at(attrs, DATADOG_KEY)
+    if dd is None:
+        return None
+    kind = dd.get("Type")
+    if kind == "String":
+        return loads_object(dd.get("Value"))
+    if kind == "Binary":
+        return loads_object(b64_bytes(dd.get("Value")))
+    logger.debug("SNS _datadog attribute of type %r: ignored", str(kind)[:32])
+    return None
+
+
+def record_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    return message_carrier(record.get("Sns"))
+
+
+def message_id(record: Dict[str, Any]) -> Optional[str]:
+    sns = record.get("Sns")
+    value = sns.get("MessageId") if type(sns) is dict else None
+    return value if type(value) is str else None
+
+
+def timestamp(record: Dict[str, Any]) -> Any:
+    sns = record.get("Sns")
+    return sns.get("Timestamp") if type(sns) is dict else None
+
+
+def is_notification(body: Dict[str, Any]) -> bool:
+    """An SNS notification delivered to SQS without raw message delivery."""
+    return body.get("Type") == "Notification" and "TopicArn" in body

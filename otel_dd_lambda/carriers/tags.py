@@ -1,0 +1,143 @@
+"""Trigger tags in Datadog's vocabulary: ``function_trigger.event_source``,
+``function_trigger.event_source_arn`` and, for HTTP triggers, ``http.*``.
+
+Where the event has no ARN, it is built as Datadog does, from the function's own region and
+account (``lambda_context.invoked_function_arn``, else ``AWS_REGION``). Built only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+from . import detect, http, stepfunctions
+from .common import first_record, logger
+
+
+def _partition(region: str) -> str:
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws"
+
+
+def _function_arn_parts(lambda_context: Any):
+    arn = getattr(lambda_context, "invoked_function_arn", None) if lambda_context is not None else None
+    if type(arn) is str and arn.count(":") >= 4:
+        return arn.split(":")
+    return ["arn", "aws", "lambda", os.environ.get("AWS_REGION", ""), "", "function",
+            os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")]
+
+
+def _s(value: Any) -> Optional[str]:
+    return value if type(value) is str and value else None
+
+
+def event_source_arn(trigger: str, event: Dict[str, Any], lambda_context: Any) -> Optional[str]:
+    record = first_record(event)
+    if record is not None:
+        arn = record.get("eventSourceARN") or record.get("eventSourceArn")
+    else:
+        arn = event.get("eventSourceARN") or event.get("eventSourceArn")
+    if arn:
+        return _s(arn)
+    parts = _function_arn_parts(lambda_context)
+    region, account = parts[3], parts[4]
+    partition = _partition(region)
+    if trigger == detect.S3:
+        bucket = (record or {}).get("s3")
+        bucket = bucket.get("bucket") if type(bucket) is dict else None
+        return _s(bucket.get("arn")) if type(bucket) is dict else None
+    if trigger == detect.SNS:
+        sns = (record or {}).get("Sns")
+        return _s(sns.get("TopicArn")) if type(sns) is dict else None
+    if trigger == detect.CLOUDFRONT:
+        cf = (record or {}).get("cf")
+        config = cf.get("config") if type(cf) is dict else None
+        distribution = config.get("distributionId") if type(config) is dict else None
+        return "arn:%s:cloudfront::%s:distribution/%s" % (partition, account, distribution)
+    if trigger == detect.FUNCTION_URL:
+        arn = "arn:aws:lambda:%s:%s:url:%s" % (region, account, parts[6] if len(parts) > 6 else "")
+        return arn + ":" + parts[7] if len(parts) > 7 else arn
+    if trigger == detect.API_GATEWAY:
+        ctx = event.get("requestContext")
+        # "%s" of a missing id gives "None", as the reference writes it (and Datadog indexes it)
+        return "arn:%s:apigateway:%s::/restapis/%s/stages/%s" % (partition, region, ctx.get("apiId"), ctx.get("stage"))
+    if trigger == detect.ALB:
+        elb = event["requestContext"].get("elb")
+        return _s(elb.get("targetGroupArn")) if type(elb) is dict else None
+    if trigger == detect.CLOUDWATCH_LOGS:
+        return "arn:%s:logs:%s:%s:log-group:%s" % (partition, region, account, _log_group(event))
+    if trigger == detect.CLOUDWATCH_EVENTS:
+        resources = event.get("resources")
+        return _s(resources[0]) if type(resources) is list and resources else None
+    if trigger == detect.STATES:
+        return stepfunctions.state_machine_arn(stepfunctions.context_object(event))
+    return None
+
+
+def _log_group(event: Dict[str, Any]) -> str:
+    import gzip
+    import json
+    from base64 import b64decode
+
+    try:
+        data = json.loads(gzip.decompress(b64decode(event["awslogs"]["data"])))
+        group = data.get("logGroup", "cloudwatch")
+        return group if type(group) is str else "cloudwatch"
+    except Exception:
+        logger.debug("CloudWatch Logs data unreadable: log group unknown")
+        return "cloudwatch"
+
+
+def http_tags(trigger: str, event: Dict[str, Any]) -> Dict[str, str]:
+    tags = {"span.kind": "server"}
+    ctx = event.get("requestContext")
+    ctx = ctx if type(ctx) is dict else {}
+    path, method = event.get("path"), event.get("httpMethod")
+    hdrs = http.headers(event)
+    if trigger == detect.ALB:
+        host = http.first_value(hdrs, "host")
+        if host:
+            tags["http.url"] = (http.first_value(hdrs, "x-forwarded-proto") or "http") + "://" + host
+        agent = http.first_value(hdrs, "user-agent")
+        if agent:
+            tags["http.useragent"] = agent
+        if _s(path):
+            tags["http.route"] = path
+    else:
+        domain = _s(ctx.get("domainName"))
+        if domain:
+            tags["http.url"] = "https://" + domain
+        path, method = ctx.get("path"), ctx.get("httpMethod")
+        v2 = ctx.get("http")
+        if event.get("version") == "2.0" and type(v2) is dict and v2:
+            path, method = v2.get("path"), v2.get("method")
+    if _s(path) and "http.url" in tags:
+        tags["http.url"] += path
+    if _s(method):
+        tags["http.method"] = method
+    referer = http.first_value(hdrs, "referer")
+    if referer:
+        tags["http.referer"] = referer
+    route = event.get("routeKey") or event.get("resource")
+    if _s(route):
+        tags["http.route"] = route.split(" ")[-1]
+    return tags
+
+
+def trigger_tags(trigger: Optional[str], event: Any, lambda_context: Any) -> Dict[str, str]:
+    tags: Dict[str, str] = {}
+    if trigger is None or trigger in detect.UNTAGGED or type(event) is not dict:
+        return tags  # Datadog's library tags neither unknown events nor AppSync
+    try:
+        tags["function_trigger.event_source"] = trigger
+        arn = event_source_arn(trigger, event, lambda_context)
+        if arn:
+            tags["function_trigger.event_source_arn"] = arn
+        if trigger in detect.HTTP_TRIGGERS:
+            tags.update(http_tags(trigger, event))
+    except Exception:
+        logger.debug("trigger tags incomplete for a malformed %s event", trigger, exc_info=True)
+    return tags

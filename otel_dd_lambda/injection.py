@@ -1,0 +1,337 @@
+"""``inject(target, kind)``: put the current trace context into one outgoing AWS message.
+
+``target`` is the boto3 request parameters of one message (``send_message`` kwargs, one
+``SendMessageBatch`` / ``PublishBatch`` / ``PutEvents`` / ``PutRecords`` entry, ``invoke`` or
+``start_execution`` kwargs), a paho-mqtt ``Properties`` object, or a JSON payload dict (MQTT).
+
+Never lose or break the user's message: when a service limit, an existing ``_datadog``, or a
+payload that is not a JSON object forbids it, nothing is changed and False is returned (logged
+once per reason at debug level, counted in ``SKIPPED``). Existing JSON text is kept byte for
+byte: ``_datadog`` is spliced in before the closing brace instead of re-serializing the payload.
+Nested user dicts (``MessageAttributes``) are copied, never mutated, so a dict the caller reuses
+for many sends does not accumulate a stale context.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from collections import Counter
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from opentelemetry.trace import SpanContext, get_current_span
+
+from . import config
+from .propagators.composite import DatadogCompositePropagator
+
+logger = logging.getLogger("otel_dd_lambda.injection")
+
+DATADOG_KEY = "_datadog"
+MAX_MESSAGE_ATTRIBUTES = 10  # SQS and SNS
+MAX_SQS_BYTES = 256 * 1024
+MAX_SNS_BYTES = 256 * 1024
+MAX_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024
+MAX_KINESIS_BYTES = 1024 * 1024
+MAX_CLIENT_CONTEXT_BYTES = 3583
+MAX_SFN_INPUT_BYTES = 256 * 1024
+
+SKIPPED: Counter = Counter()  # reason -> injections skipped in this process
+_logged = set()
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_ENV_NAMES = ("DD_TRACE_PROPAGATION_STYLE_INJECT", "DD_TRACE_PROPAGATION_STYLE", "OTEL_PROPAGATORS")
+_environ_data = getattr(os.environ, "_data", None)
+if os.name == "posix" and type(_environ_data) is dict:
+    # Live, and without os.environ's two codec calls per name (this runs on every message).
+    _env_key = lambda _get=_environ_data.get, _keys=tuple(n.encode() for n in _ENV_NAMES): tuple(map(_get, _keys))  # noqa: E731
+else:  # pragma: no cover
+    _env_key = lambda: tuple(map(os.environ.get, _ENV_NAMES))  # noqa: E731
+
+
+def _skip(kind: str, reason: str) -> bool:
+    SKIPPED[reason] += 1
+    if reason not in _logged:
+        _logged.add(reason)
+        logger.debug("trace context not injected into %s: %s", kind, reason)
+    return False
+
+
+# ---------------------------------------------------------------- headers, cached per config
+
+_key: Optional[Tuple[Any, ...]] = None
+_all: Optional[DatadogCompositePropagator] = None
+_message: Optional[DatadogCompositePropagator] = None
+
+
+def _propagators() -> Tuple[DatadogCompositePropagator, DatadogCompositePropagator]:
+    """(every configured style, the styles that go in ``_datadog``: Datadog and W3C)."""
+    global _key, _all, _message
+    key = _env_key()
+    if key != _key or _all is None or _message is None:
+        styles = config.propagation_styles("inject")
+        _all = DatadogCompositePropagator(extract_styles=(), inject_styles=styles)
+        # X-Ray travels in AWS's own AWSTraceHeader; in _datadog it would only cost bytes.
+        _message = DatadogCompositePropagator(
+            extract_styles=(), inject_styles=[s for s in styles if s in (config.DATADOG, config.TRACECONTEXT)]
+        )
+        _key = key
+    return _all, _message
+
+
+def _span_context(context: Any) -> Optional[SpanContext]:
+    if type(context) is SpanContext:
+        return context if context.is_valid else None
+    span_context = get_current_span(context).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+def get_trace_headers(context: Any = None) -> Dict[str, str]:
+    """Every configured style's headers for the current (or given) context; {} without a span."""
+    try:
+        span_context = _span_context(context)
+        return _propagators()[0].headers(span_context) if span_context is not None else {}
+    except Exception:
+        logger.debug("get_trace_headers failed", exc_info=True)
+        return {}
+
+
+# The last span's headers: a producer sends many messages (a batch, a loop) from one span.
+_last: Tuple[Any, ...] = (None, None, None, None)
+
+
+def message_headers(span_context: SpanContext) -> Tuple[Dict[str, str], str]:
+    """``(headers, _datadog JSON)`` for ``span_context``; do not mutate the returned dict."""
+    global _last
+    message = _propagators()[1]
+    cached_sc, cached_propagator, headers, text = _last
+    if cached_propagator is message and (
+        cached_sc is span_context
+        or (
+            cached_sc[0] == span_context[0]
+            and cached_sc[1] == span_context[1]
+            and cached_sc.trace_flags == span_context.trace_flags
+            and cached_sc.trace_state is span_context.trace_state
+        )
+    ):
+        return headers, text
+    headers = message.headers(span_context)
+    text = _dumps(headers)
+    _last = (span_context, message, headers, text)  # holds the SpanContext, so `is` stays sound
+    return headers, text
+
+
+def datadog_json(span_context: SpanContext) -> str:
+    """The ``_datadog`` JSON (compact, ASCII) for ``span_context``."""
+    return message_headers(span_context)[1]
+
+
+# ---------------------------------------------------------------- size accounting
+
+
+def _utf8_len(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value)
+    return len(str(value)) if value is not None else 0
+
+
+def _attributes_bytes(attributes: Dict[str, Any], value_keys: Tuple[str, ...]) -> int:
+    """Message attribute size as SQS/SNS count it: name + data type + value."""
+    total = 0
+    for name, attr in attributes.items():
+        total += _utf8_len(name)
+        if type(attr) is dict:
+            total += _utf8_len(attr.get("DataType"))
+            for key in value_keys:
+                if key in attr:
+                    total += _utf8_len(attr[key])
+    return total
+
+
+def sqs_message_bytes(target: Dict[str, Any]) -> int:
+    attrs = target.get("MessageAttributes")
+    size = _utf8_len(target.get("MessageBody"))
+    return size + (_attributes_bytes(attrs, ("StringValue", "BinaryValue")) if type(attrs) is dict else 0)
+
+
+def sns_message_bytes(target: Dict[str, Any]) -> int:
+    attrs = target.get("MessageAttributes")
+    size = _utf8_len(target.get("Message")) + _utf8_len(target.get("Subject"))
+    return size + (_attributes_bytes(attrs, ("StringValue", "BinaryValue")) if type(attrs) is dict else 0)
+
+
+# ---------------------------------------------------------------- JSON splicing
+
+
+def splice_json(text: Any, value: str) -> Any:
+    """``text`` (a JSON object as str or bytes) with ``"_datadog": value`` added before its
+    closing brace, everything else byte for byte; None when ``text`` is not a JSON object or
+    already has a ``_datadog`` key."""
+    is_bytes = isinstance(text, (bytes, bytearray))
+    if not is_bytes and type(text) is not str:
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if type(obj) is not dict or DATADOG_KEY in obj:
+        return None
+    raw = bytes(text).decode("utf-8") if is_bytes else text
+    end = raw.rstrip().rfind("}")
+    if end < 0:
+        return None
+    member = '"%s":%s' % (DATADOG_KEY, value)
+    spliced = raw[:end] + ("," + member if obj else member) + raw[end:]
+    return spliced.encode("utf-8") if is_bytes else spliced
+
+
+# ---------------------------------------------------------------- per target
+
+
+def _with_attribute(target: Dict[str, Any], kind: str, attribute: Dict[str, Any], size: int, limit: int) -> bool:
+    attrs = target.get("MessageAttributes")
+    if attrs is None:
+        attrs = {}
+    elif type(attrs) is not dict:
+        return _skip(kind, "MessageAttributes is not a dict")
+    if DATADOG_KEY in attrs:
+        return _skip(kind, "message already has _datadog")
+    if len(attrs) >= MAX_MESSAGE_ATTRIBUTES:
+        return _skip(kind, "message already has %d attributes" % MAX_MESSAGE_ATTRIBUTES)
+    added = len(DATADOG_KEY) + len(attribute["DataType"]) + size
+    current = sqs_message_bytes(target) if kind == "sqs" else sns_message_bytes(target)
+    if current + added > limit:
+        return _skip(kind, "message would exceed %d bytes" % limit)
+    new_attrs = dict(attrs)  # the caller's dict stays as it was
+    new_attrs[DATADOG_KEY] = attribute
+    target["MessageAttributes"] = new_attrs
+    return True
+
+
+def _sqs(target: Any, span_context: SpanContext) -> bool:
+    if type(target) is not dict:
+        return _skip("sqs", "target is not a dict")
+    value = datadog_json(span_context)
+    return _with_attribute(target, "sqs", {"DataType": "String", "StringValue": value}, len(value), MAX_SQS_BYTES)
+
+
+def _sns(target: Any, span_context: SpanContext) -> bool:
+    if type(target) is not dict:
+        return _skip("sns", "target is not a dict")
+    value = datadog_json(span_context).encode("ascii")
+    # Binary: SNS filter policies only look at String attributes, so subscriptions keep working.
+    return _with_attribute(target, "sns", {"DataType": "Binary", "BinaryValue": value}, len(value), MAX_SNS_BYTES)
+
+
+def _spliced_field(target: Any, kind: str, field: str, span_context: SpanContext, limit: int, other: int = 0, default: Any = None) -> bool:
+    if type(target) is not dict:
+        return _skip(kind, "target is not a dict")
+    current = target.get(field, default)
+    if current is None:
+        return _skip(kind, "%s is missing" % field)
+    spliced = splice_json(current, datadog_json(span_context))
+    if spliced is None:
+        return _skip(kind, "%s is not a JSON object (or already has _datadog)" % field)
+    if _utf8_len(spliced) + other >= limit:
+        return _skip(kind, "%s would reach %d bytes" % (field, limit))
+    target[field] = spliced
+    return True
+
+
+def _eventbridge(target: Any, span_context: SpanContext) -> bool:
+    if type(target) is not dict:
+        return _skip("eventbridge", "target is not a dict")
+    resources = target.get("Resources")
+    other = 14 + _utf8_len(target.get("Source")) + _utf8_len(target.get("DetailType"))  # 14: Time
+    if type(resources) is list:
+        other += sum(_utf8_len(r) for r in resources)
+    return _spliced_field(target, "eventbridge", "Detail", span_context, MAX_EVENTBRIDGE_ENTRY_BYTES, other)
+
+
+def _kinesis(target: Any, span_context: SpanContext) -> bool:
+    other = _utf8_len(target.get("PartitionKey")) if type(target) is dict else 0
+    return _spliced_field(target, "kinesis", "Data", span_context, MAX_KINESIS_BYTES + 1, other)
+
+
+def _stepfunctions(target: Any, span_context: SpanContext) -> bool:
+    # An execution without input starts with "{}", so adding one is the same as adding a key.
+    return _spliced_field(target, "stepfunctions", "input", span_context, MAX_SFN_INPUT_BYTES + 1, 0, "{}")
+
+
+def _lambda(target: Any, span_context: SpanContext) -> bool:
+    if type(target) is not dict:
+        return _skip("lambda", "target is not a dict")
+    raw = target.get("ClientContext")
+    client_context: Dict[str, Any] = {}
+    if raw is not None:
+        try:
+            client_context = json.loads(base64.b64decode(raw, validate=True))
+        except Exception:
+            return _skip("lambda", "ClientContext is not base64 JSON")
+        if type(client_context) is not dict:
+            return _skip("lambda", "ClientContext is not a JSON object")
+    custom = client_context.get("custom")
+    if custom is None:
+        custom = {}
+    elif type(custom) is not dict:
+        return _skip("lambda", "ClientContext.custom is not an object")
+    headers = message_headers(span_context)[0]
+    if any(name in custom for name in headers) or DATADOG_KEY in custom:
+        return _skip("lambda", "ClientContext already has trace headers")
+    new_context = dict(client_context)
+    new_context["custom"] = {**custom, **headers}
+    encoded = base64.b64encode(_dumps(new_context).encode("ascii")).decode("ascii")
+    if len(encoded) > MAX_CLIENT_CONTEXT_BYTES:
+        return _skip("lambda", "ClientContext would exceed %d bytes" % MAX_CLIENT_CONTEXT_BYTES)
+    target["ClientContext"] = encoded
+    return True
+
+
+def _mqtt(target: Any, span_context: SpanContext) -> bool:
+    if type(target) is dict:  # a JSON payload that will be serialized by the caller
+        if DATADOG_KEY in target:
+            return _skip("mqtt", "payload already has _datadog")
+        target[DATADOG_KEY] = dict(message_headers(span_context)[0])
+        return True
+    if hasattr(target, "UserProperty") or type(target).__name__ == "Properties":
+        try:
+            existing = getattr(target, "UserProperty", None) or []
+            if any(type(item) is tuple and item and item[0] == DATADOG_KEY for item in existing):
+                return _skip("mqtt", "properties already have _datadog")
+            target.UserProperty = (DATADOG_KEY, datadog_json(span_context))  # paho appends
+            return True
+        except Exception:
+            return _skip("mqtt", "properties do not accept user properties (MQTT v5 PUBLISH only)")
+    return _skip("mqtt", "target is neither paho Properties nor a dict payload")
+
+
+_INJECTORS: Dict[str, Callable[[Any, SpanContext], bool]] = {
+    "sqs": _sqs,
+    "sns": _sns,
+    "kinesis": _kinesis,
+    "eventbridge": _eventbridge,
+    "lambda": _lambda,
+    "stepfunctions": _stepfunctions,
+    "mqtt": _mqtt,
+}
+KINDS = tuple(_INJECTORS)
+
+
+def inject(target: Any, kind: str, context: Any = None) -> bool:
+    """Add the current (or given) trace context to one outgoing message; True when added.
+
+    ``context``: an OTel ``Context``, a ``SpanContext``, or None for the active span.
+    """
+    try:
+        injector = _INJECTORS.get(kind)
+        if injector is None:
+            return _skip(str(kind), "unknown kind")
+        span_context = _span_context(context)
+        if span_context is None:
+            return False  # no trace to continue: nothing to log
+        return injector(target, span_context)
+    except Exception:  # tracing never breaks the user's call
+        logger.debug("injection into %s failed", kind, exc_info=True)
+        return False

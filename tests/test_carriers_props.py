@@ -1,0 +1,158 @@
+"""Property-based: injection never changes what was already in a message, and hostile or mutated
+events never raise out of extraction."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import random
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from opentelemetry.trace import SpanContext, TraceFlags
+
+from otel_dd_lambda import extract_context, inject
+
+SC = SpanContext(0x6548F5B2000000001234567890ABCDEF, 0x1122334455667788, False, TraceFlags(1))
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=15,
+)
+attribute = st.one_of(
+    st.builds(lambda v: {"DataType": "String", "StringValue": v}, st.text(min_size=1, max_size=30)),
+    st.builds(lambda v: {"DataType": "Binary", "BinaryValue": v}, st.binary(min_size=1, max_size=30)),
+    st.builds(lambda v: {"DataType": "Number", "StringValue": str(v)}, st.integers()),
+)
+attributes = st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: k != "_datadog"), attribute, max_size=11)
+
+
+@SETTINGS
+@given(body=st.text(max_size=300), attrs=attributes, kind=st.sampled_from(["sqs", "sns"]))
+def test_message_attribute_injection_keeps_everything(body, attrs, kind):
+    target = {"MessageBody" if kind == "sqs" else "Message": body, "MessageAttributes": attrs}
+    before = copy.deepcopy(target)
+    original_attrs = target["MessageAttributes"]
+    ok = inject(target, kind, SC)
+    assert original_attrs == before["MessageAttributes"]  # the caller's dict is never mutated
+    if not ok:
+        assert target == before
+        assert len(attrs) >= 10
+        return
+    assert {k: v for k, v in target["MessageAttributes"].items() if k != "_datadog"} == before["MessageAttributes"]
+    assert {k: v for k, v in target.items() if k != "MessageAttributes"} == {k: v for k, v in before.items() if k != "MessageAttributes"}
+
+
+def _json_texts():
+    def render(obj, indent, ascii_only, trailing):
+        return json.dumps(obj, indent=indent, ensure_ascii=ascii_only) + trailing
+
+    return st.builds(render, st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_datadog"), json_values, max_size=5),
+                     st.sampled_from([None, 0, 2]), st.booleans(), st.sampled_from(["", " ", "\n"]))
+
+
+@SETTINGS
+@given(text=_json_texts() | st.text(max_size=50) | json_values.map(json.dumps),
+       kind=st.sampled_from(["eventbridge", "kinesis", "stepfunctions"]), as_bytes=st.booleans())
+def test_json_payload_injection_is_byte_for_byte(text, kind, as_bytes):
+    field = {"eventbridge": "Detail", "kinesis": "Data", "stepfunctions": "input"}[kind]
+    value = text.encode("utf-8") if as_bytes and kind == "kinesis" else text
+    target = {field: value, "Other": "x"}
+    before = copy.deepcopy(target)
+    if inject(target, kind, SC):
+        new = target[field]
+        assert type(new) is type(value)
+        old = value.decode() if isinstance(value, bytes) else value
+        new_text = new.decode() if isinstance(new, bytes) else new
+        end = old.rstrip().rfind("}")
+        assert new_text.startswith(old[:end]) and new_text.endswith(old[end:])  # everything kept, in place
+        decoded = json.loads(new_text)
+        assert decoded.pop("_datadog")["x-datadog-parent-id"] == str(SC.span_id)
+        assert decoded == json.loads(old)
+        assert target["Other"] == "x"
+    else:
+        assert target == before
+
+
+@SETTINGS
+@given(custom=st.dictionaries(st.text(max_size=6).filter(lambda k: not k.startswith(("x-datadog", "trace"))), st.text(max_size=10), max_size=4),
+       extra=st.dictionaries(st.sampled_from(["client", "env"]), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2)))
+def test_lambda_client_context_keeps_user_data(custom, extra):
+    context = dict(extra, custom=custom)
+    raw = base64.b64encode(json.dumps(context).encode()).decode()
+    target = {"FunctionName": "f", "ClientContext": raw}
+    assert inject(target, "lambda", SC)
+    decoded = json.loads(base64.b64decode(target["ClientContext"]))
+    assert {k: v for k, v in decoded["custom"].items() if k in custom} == custom
+    assert {k: v for k, v in decoded.items() if k != "custom"} == extra
+
+
+def test_limits_leave_target_untouched():
+    big = "x" * (256 * 1024 - 10)
+    for kind, target in [
+        ("sqs", {"MessageBody": big}),
+        ("sns", {"Message": big}),
+        ("eventbridge", {"Detail": json.dumps({"a": big}), "Source": "s", "DetailType": "d"}),
+        ("kinesis", {"Data": json.dumps({"a": "y" * (1024 * 1024 - 20)}).encode(), "PartitionKey": "p"}),
+        ("eventbridge", {"Detail": "[1, 2]"}),
+        ("kinesis", {"Data": b"\x00\x01binary"}),
+        ("lambda", {"ClientContext": base64.b64encode(json.dumps({"custom": {"k": "v" * 2600}}).encode()).decode()}),
+        ("lambda", {"ClientContext": "not base64!"}),
+    ]:
+        before = copy.deepcopy(target)
+        assert inject(target, kind, SC) is False, kind
+        assert target == before, kind
+
+
+# ---------------------------------------------------------------- hostile events
+
+SAMPLES = [json.loads(p.read_text()) for p in sorted(Path("/work/shared/event_samples").rglob("*.json")) if p.name != "manifest.json"]
+junk = st.one_of(json_values, st.text(max_size=2000), st.binary(max_size=50), st.just("x" * 100_000),
+                 st.just("eyJfZGF0YWRvZyI6"), st.just(float("nan")), st.just(10**40), st.just(-1))
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _paths(v, prefix + (i,))
+
+
+def _touch(result):
+    result.trigger_tags, result.event_time_ns, result.context, list(result.links)
+
+
+@settings(max_examples=200, deadline=None)
+@given(index=st.integers(0, len(SAMPLES) - 1), seed=st.integers(0, 2**32), value=junk, mutations=st.integers(1, 4))
+def test_mutated_samples_never_raise(index, seed, value, mutations):
+    event = copy.deepcopy(SAMPLES[index])
+    rng = random.Random(seed)
+    for _ in range(mutations):
+        paths = [p for p in _paths(event) if p]
+        if not paths:
+            break
+        path = rng.choice(paths)
+        holder = event
+        for key in path[:-1]:
+            holder = holder[key]
+        action = rng.random()
+        if action < 0.6:
+            holder[path[-1]] = copy.deepcopy(value)  # a fresh copy: never a cycle
+        elif action < 0.8 and isinstance(holder, dict):
+            del holder[path[-1]]
+        elif isinstance(holder[path[-1]], str):
+            holder[path[-1]] = holder[path[-1]][: rng.randint(0, len(holder[path[-1]]))]  # truncated
+    _touch(extract_context(event))
+
+
+@settings(max_examples=150, deadline=None)
+@given(event=json_values | st.builds(lambda r: {"Records": r}, st.lists(json_values, max_size=3))
+       | st.builds(lambda h: {"headers": h, "requestContext": {"stage": "x"}}, json_values))
+def test_arbitrary_events_never_raise(event):
+    _touch(extract_context(event))
