@@ -25,7 +25,6 @@ AUTO_REJECT = 0
 AUTO_KEEP = 1
 USER_KEEP = 2
 
-_DIGITS = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _LOWER_HEX = frozenset("0123456789abcdef")
 
@@ -35,9 +34,8 @@ _LOWER_HEX = frozenset("0123456789abcdef")
 
 def parse_dd_id(value: object) -> Optional[int]:
     """A Datadog decimal id (trace or parent): 1 .. 2**64-1, digits only, else None."""
-    if type(value) is not str or not 0 < len(value) <= 20:
-        return None
-    if not value.isdigit() or not _DIGITS.issuperset(value):  # isdigit admits non-ASCII digits
+    # isdigit() alone admits non-ASCII digits ("٣", "²"); with isascii() it is exactly 0-9.
+    if type(value) is not str or not 0 < len(value) <= 20 or not (value.isascii() and value.isdigit()):
         return None
     number = int(value)
     if number == 0 or number > MAX_UINT64:
@@ -68,12 +66,51 @@ def trace_id_from_dd(low: int, tid: Optional[int] = None) -> int:
     return ((tid or 0) << 64) | (low & LOW64_MASK)
 
 
+def format_dd_id(number: int) -> str:
+    """A Datadog header id: the low 64 bits in decimal."""
+    return str(number & LOW64_MASK)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+TRACE_FLAG_SAMPLED = 0x01  # W3C trace-flags bit 0
+
+
 def sampled_from_priority(priority: int) -> bool:
+    """Datadog keeps a trace when its priority is above zero."""
     return priority > 0
 
 
 def priority_from_sampled(sampled: bool) -> int:
+    """The automatic Datadog priority for a bare sampled/unsampled decision."""
     return AUTO_KEEP if sampled else AUTO_REJECT
+
+
+def trace_flags_from_priority(priority: int) -> int:
+    """W3C/OTel trace flags for a Datadog priority."""
+    return TRACE_FLAG_SAMPLED if priority > 0 else 0
+
+
+def priority_from_trace_flags(flags: int) -> int:
+    return AUTO_KEEP if flags & TRACE_FLAG_SAMPLED else AUTO_REJECT
+
+
+def parse_priority(value: object) -> Optional[int]:
+    """``x-datadog-sampling-priority`` / ``s:``: a small signed integer, else None."""
+    if type(value) is not str:
+        return None
+    known = _PRIORITIES.get(value)
+    if known is not None:
+        return known
+    value = value.strip(" \t")
+    digits = value[1:] if value[:1] == "-" else value
+    if not 0 < len(digits) <= 3 or not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(value)
+
+
+_PRIORITIES = {"-1": USER_REJECT, "0": AUTO_REJECT, "1": AUTO_KEEP, "2": USER_KEEP}
 
 
 # ---------------------------------------------------------------- X-Ray
@@ -115,6 +152,24 @@ def dd_trace_id_from_xray_root(trace_id: int) -> int:
 def xray_sampled_to_priority(sampled: Optional[bool]) -> int:
     """X-Ray ``Sampled`` to a Datadog priority, as datadog_lambda intends: 2 kept, -1 dropped."""
     return USER_KEEP if sampled is not False else USER_REJECT
+
+
+def parse_xray_sampled(value: object) -> Optional[bool]:
+    """X-Ray ``Sampled``: ``1`` True, ``0`` False, anything else (``?``, absent) None = undecided."""
+    if value == "1":
+        return True
+    if value == "0":
+        return False
+    return None
+
+
+def format_xray_sampled(sampled: bool) -> str:
+    return "1" if sampled else "0"
+
+
+def xray_sampled_from_priority(priority: int) -> str:
+    """X-Ray ``Sampled`` for a Datadog priority."""
+    return "1" if priority > 0 else "0"
 
 
 # ---------------------------------------------------------------- generation

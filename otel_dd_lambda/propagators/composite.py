@@ -3,8 +3,18 @@
 Extraction tries the configured styles in order (default: datadog, tracecontext, the carrier's
 X-Ray header, then Lambda's ``_X_AMZN_TRACE_ID``); the order comes from
 ``DD_TRACE_PROPAGATION_STYLE_EXTRACT`` (or ``DD_TRACE_PROPAGATION_STYLE``), else
-``OTEL_PROPAGATORS``. Injection writes every configured style from the same span, keeping the
-``dd=`` tracestate member and X-Ray's ``Lineage`` current.
+``OTEL_PROPAGATORS``. The first valid context is the parent; a later one of another trace
+becomes a ``terminated_context`` span link, carried in the returned ``Context`` under
+``EXTRACTED_LINKS_KEY`` (read it with ``get_extracted_links(context)``). Injection writes every
+configured style from the same span, keeping the ``dd=`` tracestate member and X-Ray's
+``Lineage`` current.
+
+Known limitation of ``OTEL_PROPAGATORS=datadog,tracecontext,xray``: OTel's own
+``CompositePropagator`` runs each propagator in turn and lets the last one that finds a context
+win. Our ``datadog`` and ``datadog_xray`` propagators never override a context found before them
+(they add a link instead), but OTel's ``tracecontext`` and ``xray`` propagators do, so the exact
+Datadog precedence among several styles needs ``OTEL_PROPAGATORS=datadog_composite`` (this
+class; its order then comes from ``DD_TRACE_PROPAGATION_STYLE_EXTRACT`` or the default above).
 """
 
 from __future__ import annotations
@@ -13,7 +23,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, TextMapPropagator, default_setter
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    DefaultSetter,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_setter,
+)
 from opentelemetry.trace import Link, SpanContext
 
 from .. import config
@@ -27,7 +44,7 @@ _EXTRACTORS: Dict[str, Callable[[HeaderReader], Optional[SpanContext]]] = {
     config.XRAY: xray.extract_span_context,
     config.XRAY_LAMBDA: lambda get: xray.lambda_span_context(),
 }
-_INJECTORS: Dict[str, Callable[[SpanContext, Any], None]] = {
+_INJECTORS: Dict[str, Callable[[SpanContext, Any, Optional[datadog.InjectState]], None]] = {
     config.DATADOG: datadog.inject_headers,
     config.TRACECONTEXT: tracecontext.inject_headers,
     config.XRAY: xray.inject_headers,
@@ -37,6 +54,21 @@ _FIELDS: Dict[str, Set[str]] = {
     config.TRACECONTEXT: {tracecontext.TRACEPARENT, tracecontext.TRACESTATE},
     config.XRAY: {xray.TRACE_HEADER_KEY},
 }
+
+
+def _w3c_after(primary: SpanContext, get: HeaderReader) -> Optional[SpanContext]:
+    """The W3C context when it can change what ``resolve`` returns, else None.
+
+    The usual carrier (ddtrace, or this package, wrote both styles) has the same trace and span
+    in ``traceparent`` and only a ``dd`` member in ``tracestate``: W3C then adds nothing, so the
+    tracestate is not parsed and no second ``SpanContext`` is built.
+    """
+    parsed = tracecontext.parse_traceparent(get(tracecontext.TRACEPARENT))
+    if parsed is not None and parsed[0] == primary.trace_id and parsed[1] == primary.span_id:
+        raw_state = get(tracecontext.TRACESTATE)
+        if raw_state is None or (raw_state[:3] == "dd=" and "," not in raw_state):
+            return None
+    return tracecontext.extract_span_context(get)
 
 
 class DatadogCompositePropagator(TextMapPropagator):
@@ -57,6 +89,8 @@ class DatadogCompositePropagator(TextMapPropagator):
             inject_styles = config.propagation_styles("inject")
         self._extract = [(s, _EXTRACTORS[s]) for s in extract_styles if s in _EXTRACTORS]
         self._inject = [_INJECTORS[s] for s in inject_styles if s in _INJECTORS]
+        # Datadog and W3C both derive their values from the dd= member: parse it once.
+        self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
         self._fields = set().union(*(_FIELDS[s] for s in inject_styles if s in _FIELDS))
         self._baggage = None
         if config.BAGGAGE in extract_styles or config.BAGGAGE in inject_styles:
@@ -68,15 +102,20 @@ class DatadogCompositePropagator(TextMapPropagator):
 
     def extract_from_reader(self, get: HeaderReader) -> Tuple[Optional[SpanContext], List[Link]]:
         """The parent and the ``terminated_context`` links from any header reader. Never raises."""
-        found = []
+        found: List[Tuple[str, SpanContext]] = []
         for style, extract in self._extract:
             try:
-                span_context = extract(get)
+                if found and style == config.TRACECONTEXT:
+                    span_context = _w3c_after(found[0][1], get)
+                else:
+                    span_context = extract(get)
             except Exception:  # a parser bug must not reach the user's function
                 logger.debug("%s extraction failed", style, exc_info=True)
                 continue
             if span_context is not None:
                 found.append((style, span_context))
+        if not found:
+            return None, []
         if len(found) == 1:
             return found[0][1], []
         return resolve(found)
@@ -87,11 +126,15 @@ class DatadogCompositePropagator(TextMapPropagator):
         context: Optional[Context] = None,
         getter: Getter[CarrierT] = None,  # type: ignore[assignment]
     ) -> Context:
-        if context is None:
-            context = Context()
-        span_context, links = self.extract_from_reader(reader(carrier, getter))
+        try:
+            span_context, links = self.extract_from_reader(reader(carrier, getter))
+        except Exception:  # a hostile carrier must not reach the user's function
+            logger.debug("extraction failed", exc_info=True)
+            span_context, links = None, []
         if span_context is not None or links:
             context = set_extracted(context, span_context, links)
+        elif context is None:
+            context = Context()
         if self._baggage is not None:
             try:
                 context = self._baggage.extract(carrier, context, getter) if getter else self._baggage.extract(carrier, context)
@@ -102,10 +145,13 @@ class DatadogCompositePropagator(TextMapPropagator):
     def headers(self, span_context: SpanContext) -> Dict[str, str]:
         """Every configured style's headers for ``span_context`` as a new dict."""
         out: Dict[str, str] = {}
-        setitem = out.__setitem__
-        for inject in self._inject:
-            inject(span_context, setitem)
+        self._write(span_context, out.__setitem__)
         return out
+
+    def _write(self, span_context: SpanContext, set_header: Callable[[str, str], None]) -> None:
+        state = datadog.inject_state(span_context) if self._shared_state else None
+        for inject in self._inject:
+            inject(span_context, set_header, state)
 
     def inject(
         self,
@@ -116,8 +162,11 @@ class DatadogCompositePropagator(TextMapPropagator):
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
             try:
-                for key, value in self.headers(span_context).items():
-                    setter.set(carrier, key, value)
+                if type(carrier) is dict and type(setter) is DefaultSetter:
+                    self._write(span_context, carrier.__setitem__)  # what DefaultSetter does
+                else:
+                    for key, value in self.headers(span_context).items():
+                        setter.set(carrier, key, value)
             except Exception:
                 logger.debug("injection failed", exc_info=True)
         if self._baggage is not None:

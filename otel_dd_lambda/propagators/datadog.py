@@ -10,8 +10,7 @@ Inject: the same headers from the current span, priority and tags read back from
 
 from __future__ import annotations
 
-import re
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, Optional, Set, Tuple
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -22,12 +21,12 @@ from opentelemetry.propagators.textmap import (
     TextMapPropagator,
     default_setter,
 )
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext
 
 from .. import ids
 from . import ddstate
 from .headers import HeaderReader, logger, reader
-from .precedence import merge_into, trace_state_with_dd
+from .precedence import _fast_trace_state, merge_into, remote_span_context
 
 TRACE_ID = "x-datadog-trace-id"
 PARENT_ID = "x-datadog-parent-id"
@@ -37,102 +36,200 @@ TAGS = "x-datadog-tags"
 
 MAX_TAGS_CHARS = 512  # Datadog's cap on x-datadog-tags
 MAX_ORIGIN_CHARS = 256
-_PRIORITY = re.compile(r"-?[0-9]{1,3}\Z")
-_TAG_KEY = re.compile(r"_dd\.p\.[\x21-\x2b\x2d-\x3c\x3e-\x7e]+\Z")  # printable, no space , =
-_TAG_VALUE = re.compile(r"[\x20-\x2b\x2d-\x7e]*\Z")  # printable, no ,
-_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
+TID_TAG = "_dd.p.tid"
+_TAG_PREFIX = "_dd.p."
+_REJECTED_TAGS = frozenset(("_dd.p.upstream_services",))  # obsolete; ddtrace drops it too
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+
+def _printable_ascii(value: str) -> bool:
+    # isprintable() alone admits non-ASCII letters; with isascii() it is exactly 0x20-0x7E.
+    return value.isascii() and value.isprintable()
 
 
 def parse_tags(value: Optional[str]) -> Optional[Dict[str, str]]:
     """``x-datadog-tags`` to a dict of ``_dd.p.*`` entries; None (drop all) when malformed.
 
-    Like ddtrace: over 512 characters, or any malformed pair, and no tag is kept.
+    Like ddtrace: over 512 characters, or any malformed pair, and no tag is kept. Keys are
+    printable ASCII without space, comma or ``=``; values printable ASCII without comma and not
+    empty; other keys than ``_dd.p.*`` are ignored.
     """
     if not value:
         return {}
     if len(value) > MAX_TAGS_CHARS:
         logger.debug("x-datadog-tags over %d characters: tags dropped", MAX_TAGS_CHARS)
         return None
+    if not _printable_ascii(value):
+        logger.debug("x-datadog-tags with characters outside printable ASCII: tags dropped")
+        return None
     tags: Dict[str, str] = {}
-    for pair in value.split(","):
+    pairs = value.split(",")
+    if not pairs[-1]:
+        pairs.pop()  # one trailing comma is tolerated, as ddtrace does
+    for pair in pairs:
         key, sep, val = pair.partition("=")
-        key = key.strip()
-        if not sep or not val or not _TAG_KEY.match(key) or not _TAG_VALUE.match(val):
-            if sep and key[:6] != "_dd.p." and _PRINTABLE.match(pair):
-                continue  # a well-formed non-propagated tag is ignored, as ddtrace does
+        if not (sep and key and val) or " " in key:
             logger.debug("malformed x-datadog-tags %r: tags dropped", value[:64])
             return None
-        tags[key] = val
+        if key[:6] == _TAG_PREFIX and len(key) > 6 and key not in _REJECTED_TAGS:
+            tags[key] = val
     return tags
+
+
+def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -> Tuple[int, str]:
+    """``(high 64 bits, dd= member)`` from the optional headers."""
+    tags = parse_tags(raw_tags) if raw_tags else None
+    high = 0
+    if tags:
+        tid = tags.get(TID_TAG)
+        if tid is not None:
+            high = ids.parse_tid(tid) or 0
+            if not high:
+                logger.debug("malformed _dd.p.tid %r: 64-bit trace id kept", tid[:32])
+                del tags[TID_TAG]
+    return high, ddstate.format_dd_member(priority, origin, tags)
+
+
+# What the optional headers become depends on nothing else, and they repeat from request to
+# request (one upstream service sends the same origin, decision maker and, for a second, the
+# same _dd.p.tid): remember the last few, bounded so hostile input cannot grow it.
+_STATE_CACHE: Dict[Tuple[Optional[str], Optional[str], int], Tuple[int, str]] = {}
+_STATE_CACHE_SIZE = 256
 
 
 def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     """The Datadog context in a carrier, or None. Never raises."""
-    low = ids.parse_dd_id(get(TRACE_ID))
+    raw_trace_id = get(TRACE_ID)
+    if raw_trace_id is None:
+        return None
+    low = ids.parse_dd_id(raw_trace_id)
     if low is None:
+        logger.debug("x-datadog-trace-id %r invalid: no Datadog context", raw_trace_id[:32])
         return None
     parent = ids.parse_dd_id(get(PARENT_ID))
     if parent is None:
         logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
         return None
     raw_priority = get(SAMPLING_PRIORITY)
-    priority = int(raw_priority) if raw_priority and _PRIORITY.match(raw_priority) else None
+    priority = ids.AUTO_KEEP  # a context without a priority is still a context: sampled
+    if raw_priority is not None:
+        parsed = ids.parse_priority(raw_priority)
+        if parsed is not None:
+            priority = parsed
+        else:
+            logger.debug("x-datadog-sampling-priority %r invalid: priority 1", raw_priority[:16])
     origin = get(ORIGIN)
-    if origin is not None and (len(origin) > MAX_ORIGIN_CHARS or not _PRINTABLE.match(origin)):
+    if origin is not None and (len(origin) > MAX_ORIGIN_CHARS or not _printable_ascii(origin)):
         logger.debug("x-datadog-origin malformed: ignored")
         origin = None
-    tags = parse_tags(get(TAGS)) or {}
-    high = 0
-    tid = tags.get("_dd.p.tid")
-    if tid is not None:
-        high = ids.parse_tid(tid) or 0
-        if not high:
-            logger.debug("malformed _dd.p.tid %r: 64-bit trace id kept", tid[:32])
-            del tags["_dd.p.tid"]
-    if priority is None:
-        priority = ids.AUTO_KEEP
-    state = ddstate.format_dd_member(priority, origin, tags)
-    return SpanContext(
-        trace_id=(high << 64) | low,
-        span_id=parent,
-        is_remote=True,
-        trace_flags=_SAMPLED if priority > 0 else _NOT_SAMPLED,
-        trace_state=trace_state_with_dd(None, state),
+    raw_tags = get(TAGS)
+    key = (raw_tags, origin, priority)
+    cached = _STATE_CACHE.get(key)
+    if cached is None:
+        cached = _tags_state(raw_tags, origin or None, priority)
+        if raw_tags is None or len(raw_tags) <= MAX_TAGS_CHARS:  # only what can be valid
+            if len(_STATE_CACHE) >= _STATE_CACHE_SIZE:
+                _STATE_CACHE.clear()
+            _STATE_CACHE[key] = cached
+    high, dd_value = cached
+    return remote_span_context(
+        (high << 64) | low,
+        parent,
+        priority > 0,
+        _fast_trace_state({ddstate.MEMBER_KEY: dd_value}),
     )
 
 
-def inject_headers(span_context: SpanContext, set_header: Any) -> None:
+class InjectState:
+    """What the Datadog and W3C injectors derive from one ``dd=`` member (computed once).
+
+    ``priority`` follows the sampled flag when the two disagree; ``tags`` is the
+    ``x-datadog-tags`` value (``_dd.p.tid`` from the trace id first, other ``_dd.p.*`` from
+    ``dd=``); ``dd_rest`` is the outgoing ``dd=`` member after its ``p:<span id>`` part.
+    """
+
+    __slots__ = ("priority", "origin", "tags", "dd_rest")
+
+    def __init__(self, dd_value: Optional[str], high: int, sampled: bool) -> None:
+        state = ddstate.parse_dd_member(dd_value)
+        priority = ddstate.sampling_priority(sampled, state)
+        self.priority = str(priority)
+        self.origin = state.origin if state is not None and state.origin else None
+        tid = "%016x" % high if high else None
+        self.tags = _header_tags(tid, state)
+        tags = dict(state.tags) if state is not None else {}
+        if tid:
+            tags[TID_TAG] = tid
+        else:
+            tags.pop(TID_TAG, None)
+        # Formatted with a placeholder parent so the 256-character budget counts p: too.
+        value = ddstate.format_dd_member(priority, self.origin, tags, _PLACEHOLDER_PARENT)
+        self.dd_rest = value[len(_PLACEHOLDER_PARENT) + 2 :]
+
+
+_PLACEHOLDER_PARENT = "0" * 16
+_INJECT_CACHE: Dict[Tuple[Optional[str], int, bool], InjectState] = {}
+
+
+def inject_state(span_context: SpanContext) -> InjectState:
+    """The ``InjectState`` of a span context, cached by its ``dd=`` member.
+
+    Every span of a trace shares its parent's ``trace_state`` (the SDK copies it), so one
+    request's spans all hit the same entry.
+    """
+    dd_value = span_context.trace_state.get(ddstate.MEMBER_KEY)
+    key = (dd_value, span_context.trace_id >> 64, bool(span_context.trace_flags & 1))
+    state = _INJECT_CACHE.get(key)
+    if state is None:
+        state = InjectState(*key)
+        if len(_INJECT_CACHE) >= _STATE_CACHE_SIZE:
+            _INJECT_CACHE.clear()
+        _INJECT_CACHE[key] = state
+    return state
+
+
+def inject_headers(span_context: SpanContext, set_header: Any, state: Optional[InjectState] = None) -> None:
     """Write the Datadog headers for ``span_context`` with ``set_header(name, value)``."""
-    state = ddstate.parse_dd_member(span_context.trace_state.get(ddstate.MEMBER_KEY))
-    sampled = bool(span_context.trace_flags & TraceFlags.SAMPLED)
+    if state is None:
+        state = inject_state(span_context)
     set_header(TRACE_ID, str(span_context.trace_id & ids.LOW64_MASK))
     set_header(PARENT_ID, str(span_context.span_id))
-    set_header(SAMPLING_PRIORITY, str(ddstate.sampling_priority(sampled, state)))
-    tags = header_tags(span_context.trace_id, state)
-    if state is not None and state.origin:
+    set_header(SAMPLING_PRIORITY, state.priority)
+    if state.origin:
         set_header(ORIGIN, state.origin)
-    if tags:
-        set_header(TAGS, tags)
+    if state.tags:
+        set_header(TAGS, state.tags)
 
 
-def header_tags(trace_id: int, state: Optional[ddstate.DDState]) -> str:
-    """The ``x-datadog-tags`` value: ``_dd.p.tid`` from the id, other ``_dd.p.*`` from ``dd=``."""
-    parts = []
-    tid = ids.format_tid(trace_id)
-    if tid:
-        parts.append("_dd.p.tid=" + tid)
+def _valid_tag(key: str, val: str) -> bool:
+    return (
+        key[:6] == _TAG_PREFIX
+        and len(key) > 6
+        and _printable_ascii(key)
+        and " " not in key
+        and "," not in key
+        and "=" not in key
+        and bool(val)
+        and _printable_ascii(val)
+        and "," not in val
+    )
+
+
+def _header_tags(tid: Optional[str], state: Optional[ddstate.DDState]) -> str:
+    parts = ["_dd.p.tid=" + tid] if tid else []
     if state is not None:
         for key, val in state.tags.items():
-            if key != "_dd.p.tid" and _TAG_KEY.match(key) and _TAG_VALUE.match(val):
+            if key != TID_TAG and _valid_tag(key, val):
                 parts.append("%s=%s" % (key, val))
     value = ",".join(parts)
     while len(value) > MAX_TAGS_CHARS and parts:  # keep under Datadog's cap, tid first
         parts.pop()
         value = ",".join(parts)
     return value
+
+
+def header_tags(trace_id: int, state: Optional[ddstate.DDState]) -> str:
+    """The ``x-datadog-tags`` value: ``_dd.p.tid`` from the id, other ``_dd.p.*`` from ``dd=``."""
+    return _header_tags(ids.format_tid(trace_id), state)
 
 
 class DatadogPropagator(TextMapPropagator):

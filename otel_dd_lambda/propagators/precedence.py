@@ -3,7 +3,8 @@
 The first style that yields a valid context is the parent. A later style with a different trace
 id becomes a span link (``reason=terminated_context``, ``context_headers=<style>``). A later W3C
 context with the same trace id supplies the parent span id (it is the closer parent) and the
-Datadog parent id is kept as ``p:`` in the ``dd=`` member (``_dd.parent_id`` once exported).
+Datadog parent id is kept as ``p:`` in the ``dd=`` member (``_dd.parent_id`` once exported); its
+other vendors' ``tracestate`` members are kept either way.
 
 ``TextMapPropagator.extract`` can only return a ``Context``, so the links travel in it under
 ``EXTRACTED_LINKS_KEY``; read them with ``get_extracted_links(context)`` and pass them to
@@ -12,16 +13,22 @@ Datadog parent id is kept as ``p:`` in the ``dd=`` member (``_dd.parent_id`` onc
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from opentelemetry import trace
 from opentelemetry.context import Context, create_key, get_value, set_value
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceState
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from . import ddstate
 
 EXTRACTED_LINKS_KEY = create_key("otel_dd_lambda.extracted_links")
 MAX_TRACESTATE_MEMBERS = 32
+TRACECONTEXT = "tracecontext"
+DATADOG = "datadog"
+
+SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 def _fast_trace_state(members: Dict[str, str]) -> TraceState:
@@ -32,10 +39,26 @@ def _fast_trace_state(members: Dict[str, str]) -> TraceState:
     return state
 
 
-if not hasattr(TraceState(), "_dict"):  # pragma: no cover - a future OTel without _dict
+def remote_span_context(trace_id: int, span_id: int, sampled: bool, trace_state: TraceState) -> SpanContext:
+    """A remote ``SpanContext`` from ids the caller has already validated (non-zero, in range).
+
+    Skips ``SpanContext.__new__``'s re-validation: this is built once or twice per request.
+    """
+    return tuple.__new__(
+        SpanContext, (trace_id, span_id, True, SAMPLED if sampled else NOT_SAMPLED, trace_state, True)
+    )
+
+
+if not hasattr(TraceState(), "_dict") or len(SpanContext(1, 1, False)) != 6:  # pragma: no cover
+    # A future OTel with another layout: take the public, validating constructors.
 
     def _fast_trace_state(members: Dict[str, str]) -> TraceState:  # noqa: F811
         return TraceState(list(members.items()))
+
+    def remote_span_context(  # noqa: F811
+        trace_id: int, span_id: int, sampled: bool, trace_state: TraceState
+    ) -> SpanContext:
+        return SpanContext(trace_id, span_id, True, SAMPLED if sampled else NOT_SAMPLED, trace_state)
 
 
 def trace_state_with_dd(base: Optional[TraceState], dd_value: str) -> TraceState:
@@ -61,44 +84,70 @@ def get_extracted_links(context: Optional[Context] = None) -> List[Link]:
     return list(links) if links else []
 
 
-def closer_parent(primary: SpanContext, w3c: SpanContext) -> SpanContext:
-    """Datadog context ``primary`` re-parented on a W3C context of the same trace.
+def _only_dd(trace_state: TraceState) -> bool:
+    """No member other than ``dd`` (cheap: at most one key is looked at)."""
+    for key in trace_state:
+        if key != ddstate.MEMBER_KEY:
+            return False
+    return True
 
-    W3C's span id wins; the Datadog parent id becomes ``p:`` (unless W3C already carried one);
-    W3C's other vendors' members are kept behind Datadog's ``dd`` member.
+
+def closer_parent(primary: SpanContext, w3c: SpanContext, primary_style: str = DATADOG) -> SpanContext:
+    """``primary`` (found first) merged with a W3C context of the same trace.
+
+    W3C's span id wins (it is the closer parent); the earlier parent id becomes ``p:`` unless W3C
+    already carried one (only for a Datadog primary, whose id is Datadog's). The primary's
+    ``dd`` member and other members come first, then W3C's other vendors' members.
     """
-    if w3c.span_id == primary.span_id:
-        return primary
-    dd = ddstate.parse_dd_member(primary.trace_state.get(ddstate.MEMBER_KEY)) or ddstate.EMPTY
-    w3c_dd = ddstate.parse_dd_member(w3c.trace_state.get(ddstate.MEMBER_KEY))
-    last_parent = (w3c_dd.last_parent if w3c_dd else None) or "%016x" % primary.span_id
-    value = ddstate.format_dd_member(dd.priority, dd.origin, dd.tags, last_parent)
-    return SpanContext(
-        trace_id=primary.trace_id,
-        span_id=w3c.span_id,
-        is_remote=True,
-        trace_flags=primary.trace_flags,
-        trace_state=trace_state_with_dd(w3c.trace_state, value),
+    same_span = w3c.span_id == primary.span_id
+    if same_span and _only_dd(w3c.trace_state):
+        return primary  # nothing to add: the common case of a ddtrace-injected carrier
+    dd_value = primary.trace_state.get(ddstate.MEMBER_KEY) or ""
+    if not same_span:
+        w3c_dd = ddstate.parse_dd_member(w3c.trace_state.get(ddstate.MEMBER_KEY))
+        last_parent = w3c_dd.last_parent if w3c_dd else None
+        if last_parent is None and primary_style == DATADOG:
+            last_parent = "%016x" % primary.span_id
+        if last_parent is not None:
+            dd = ddstate.parse_dd_member(dd_value) or ddstate.EMPTY
+            dd_value = ddstate.format_dd_member(dd.priority, dd.origin, dd.tags, last_parent)
+    members: Dict[str, str] = {}
+    if dd_value:
+        members[ddstate.MEMBER_KEY] = dd_value
+    for source in (primary.trace_state, w3c.trace_state):
+        for key, value in source.items():
+            if key not in members and key != ddstate.MEMBER_KEY and len(members) < MAX_TRACESTATE_MEMBERS:
+                members[key] = value
+    return remote_span_context(
+        primary.trace_id,
+        w3c.span_id,
+        bool(primary.trace_flags & TraceFlags.SAMPLED),
+        _fast_trace_state(members),
     )
 
 
-def resolve(found: Sequence[tuple]) -> tuple:
+def resolve(found: Sequence[Tuple[str, SpanContext]]) -> Tuple[Optional[SpanContext], List[Link]]:
     """``[(style, SpanContext), ...]`` in precedence order to ``(parent or None, links)``."""
     primary: Optional[SpanContext] = None
-    primary_style = None
+    primary_style = ""
     links: List[Link] = []
     for style, span_context in found:
         if primary is None:
             primary, primary_style = span_context, style
         elif span_context.trace_id != primary.trace_id:
             links.append(terminated_link(span_context, style))
-        elif style == "tracecontext" and primary_style == "datadog":
-            primary = closer_parent(primary, span_context)
+        elif style == TRACECONTEXT:
+            primary = closer_parent(primary, span_context, primary_style)
     return primary, links
 
 
-def set_extracted(context: Context, span_context: Optional[SpanContext], links: List[Link]) -> Context:
-    """``context`` holding ``span_context`` as the remote parent and ``links`` for the handler."""
+def set_extracted(context: Optional[Context], span_context: Optional[SpanContext], links: List[Link]) -> Context:
+    """``context`` (None: a new one) holding ``span_context`` as the remote parent and ``links``."""
+    if not context:
+        if span_context is not None and not links:
+            # What set_span_in_context does for an empty context, without the copies.
+            return Context({_SPAN_KEY: NonRecordingSpan(span_context)})
+        context = Context()
     if span_context is not None:
         context = trace.set_span_in_context(NonRecordingSpan(span_context), context)
     if links:
@@ -110,7 +159,8 @@ def merge_into(context: Context, span_context: SpanContext, style: str) -> Conte
     """Add one style's context to a context that an earlier propagator may have filled.
 
     This is how our propagators keep Datadog's precedence inside OTel's own
-    ``CompositePropagator``, which otherwise lets the last propagator win.
+    ``CompositePropagator``, which otherwise lets the last propagator win: the earlier context
+    stays the parent, a different trace becomes a ``terminated_context`` link.
     """
     existing = trace.get_current_span(context).get_span_context()
     if not (existing.is_valid and existing.is_remote):

@@ -139,7 +139,8 @@ def header_value(span_context: SpanContext) -> str:
     return value
 
 
-def inject_headers(span_context: SpanContext, set_header: Any) -> None:
+def inject_headers(span_context: SpanContext, set_header: Any, state: object = None) -> None:
+    """Write ``X-Amzn-Trace-Id`` with ``set_header`` (``state`` is the composite's, unused)."""
     set_header(TRACE_HEADER_KEY, header_value(span_context))
 
 

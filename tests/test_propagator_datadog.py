@@ -1,0 +1,285 @@
+"""Datadog headers, differentially against ddtrace's own ``HTTPPropagator`` (both directions).
+
+ddtrace's headers read by ours give the same trace id, span id and sampling decision; ours read
+by ddtrace give the same trace id, span id, priority, origin and ``_dd.p.*`` tags; and the exact
+priority, origin and tags survive a hop through OTel (the ``dd=`` tracestate member).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Dict, Iterator, Optional, Sequence
+
+os.environ.setdefault("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
+
+import pytest
+from ddtrace import config as dd_config
+from ddtrace.propagation.http import HTTPPropagator
+from ddtrace.trace import Context as DDContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+from otel_dd_lambda.propagators import DatadogCompositePropagator, DatadogPropagator, datadog, ddstate
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+U64 = (1 << 64) - 1
+
+
+@contextlib.contextmanager
+def dd_styles(extract: Sequence[str], inject: Sequence[str]) -> Iterator[None]:
+    """ddtrace's propagation styles for the duration of a block (its own config object)."""
+    saved = (dd_config._propagation_style_extract, dd_config._propagation_style_inject)
+    dd_config._propagation_style_extract = list(extract)
+    dd_config._propagation_style_inject = list(inject)
+    try:
+        yield
+    finally:
+        dd_config._propagation_style_extract, dd_config._propagation_style_inject = saved
+
+
+# ------------------------------------------------------------------ strategies
+
+low64 = st.integers(1, U64)
+high64 = st.one_of(st.just(0), st.integers(1, U64))
+span_ids = st.integers(1, U64)
+priorities = st.sampled_from([-1, 0, 1, 2])
+# Origins and tag values in the alphabet both grammars carry exactly (no , ; ~ or controls).
+_SAFE = st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters=",;~")
+origins = st.one_of(
+    st.none(), st.sampled_from(["synthetics", "lambda", "rum", "synthetics-browser", "ciapp-test"]),
+    st.text(_SAFE, min_size=1, max_size=20),
+)
+tag_keys = st.text(st.characters(min_codepoint=0x61, max_codepoint=0x7A), min_size=1, max_size=8).filter(
+    lambda k: k not in ("tid", "dm", "upstream_services")
+)
+tag_values = st.text(_SAFE, min_size=1, max_size=16)
+decision_makers = st.sampled_from(["-0", "-1", "-3", "-4", "-8", "-11"])
+
+
+@st.composite
+def dd_contexts(draw) -> DDContext:
+    meta: Dict[str, str] = {}
+    dm = draw(st.one_of(st.none(), decision_makers))
+    if dm:
+        meta["_dd.p.dm"] = dm
+    for key, value in draw(st.dictionaries(tag_keys, tag_values, max_size=3)).items():
+        meta["_dd.p." + key] = value
+    return DDContext(
+        trace_id=(draw(high64) << 64) | draw(low64),
+        span_id=draw(span_ids),
+        sampling_priority=draw(priorities),
+        dd_origin=draw(origins),
+        meta=meta,
+    )
+
+
+def _propagated_tags(meta: Dict[str, str]) -> Dict[str, str]:
+    return {k: v for k, v in meta.items() if k.startswith("_dd.p.") and k != "_dd.p.tid"}
+
+
+def _otel_span_context(trace_id: int, span_id: int, priority: int, origin: Optional[str], tags: Dict[str, str]) -> SpanContext:
+    return SpanContext(
+        trace_id,
+        span_id,
+        True,
+        TraceFlags(1 if priority > 0 else 0),
+        TraceState([("dd", ddstate.format_dd_member(priority, origin, tags))]),
+    )
+
+
+def _in_context(span_context: SpanContext) -> Context:
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def _state_of(span_context: SpanContext) -> ddstate.DDState:
+    state = ddstate.parse_dd_member(span_context.trace_state.get("dd"))
+    assert state is not None
+    return state
+
+
+# ------------------------------------------------------------------ ddtrace -> ours
+
+
+@SETTINGS
+@given(dd_contexts(), st.sampled_from([("datadog",), ("tracecontext",), ("datadog", "tracecontext")]))
+def test_ddtrace_headers_read_by_ours(dd_context: DDContext, styles) -> None:
+    headers: Dict[str, str] = {}
+    with dd_styles(styles, styles):
+        HTTPPropagator.inject(dd_context, headers)
+    span_context = trace.get_current_span(DatadogCompositePropagator().extract(headers)).get_span_context()
+    assert span_context.is_valid and span_context.is_remote
+    assert span_context.trace_id == dd_context.trace_id
+    assert span_context.span_id == dd_context.span_id
+    priority = dd_context.sampling_priority
+    assert bool(span_context.trace_flags.sampled) == (priority > 0)
+    state = _state_of(span_context)
+    assert state.priority == priority
+    assert state.origin == dd_context.dd_origin
+    assert _propagated_tags(state.tags) == _propagated_tags(dict(dd_context._meta))
+    if "datadog" in styles:  # the Datadog propagator alone, and header names in any case
+        upper = {k.upper(): v for k, v in headers.items()}
+        alone = trace.get_current_span(DatadogPropagator().extract(upper)).get_span_context()
+        assert (alone.trace_id, alone.span_id, alone.trace_flags) == (
+            span_context.trace_id, span_context.span_id, span_context.trace_flags,
+        )
+
+
+# ------------------------------------------------------------------ ours -> ddtrace
+
+
+@st.composite
+def our_contexts(draw) -> SpanContext:
+    tags = {"_dd.p." + k: v for k, v in draw(st.dictionaries(tag_keys, tag_values, max_size=3)).items()}
+    dm = draw(st.one_of(st.none(), decision_makers))
+    if dm:
+        tags["_dd.p.dm"] = dm
+    return _otel_span_context(
+        (draw(high64) << 64) | draw(low64), draw(span_ids), draw(priorities), draw(origins), tags
+    )
+
+
+@SETTINGS
+@given(our_contexts(), st.sampled_from([("datadog",), ("tracecontext",), ("datadog", "tracecontext")]))
+def test_our_headers_read_by_ddtrace(span_context: SpanContext, styles) -> None:
+    headers: Dict[str, str] = {}
+    DatadogCompositePropagator(inject_styles=("datadog", "tracecontext")).inject(headers, _in_context(span_context))
+    state = _state_of(span_context)
+    with dd_styles(styles, styles):
+        extracted = HTTPPropagator.extract(headers)
+    assert extracted.trace_id == span_context.trace_id
+    assert extracted.span_id == span_context.span_id
+    assert extracted.sampling_priority == state.priority
+    assert extracted.dd_origin == state.origin
+    assert _propagated_tags(dict(extracted._meta)) == _propagated_tags(state.tags)
+    assert "_dd.propagation_error" not in extracted._meta
+
+
+@SETTINGS
+@given(dd_contexts())
+def test_round_trip_through_an_otel_child_span(dd_context: DDContext) -> None:
+    """ddtrace -> ours -> an SDK child span -> ours -> ddtrace keeps priority, origin and tags."""
+    headers: Dict[str, str] = {}
+    with dd_styles(["datadog", "tracecontext"], ["datadog", "tracecontext"]):
+        HTTPPropagator.inject(dd_context, headers)
+        propagator = DatadogCompositePropagator()
+        tracer = TracerProvider().get_tracer("test")
+        with tracer.start_as_current_span("child", context=propagator.extract(headers)) as span:
+            out: Dict[str, str] = {}
+            propagator.inject(out)
+            child_id = span.get_span_context().span_id
+        back = HTTPPropagator.extract(out)
+    assert back.trace_id == dd_context.trace_id
+    assert back.span_id == child_id
+    assert back.sampling_priority == dd_context.sampling_priority
+    assert back.dd_origin == dd_context.dd_origin
+    assert _propagated_tags(dict(back._meta)) == _propagated_tags(dict(dd_context._meta))
+    # The W3C side names the injecting span as Datadog's last parent.
+    assert "p:%016x" % child_id in out["tracestate"]
+
+
+# ------------------------------------------------------------------ examples
+
+
+def test_128_bit_trace_id_is_low_decimal_plus_tid() -> None:
+    trace_id = (0x68A1B2C300000000 << 64) | 0x1D2B3C4D5E6F7081
+    headers: Dict[str, str] = {}
+    DatadogPropagator().inject(headers, _in_context(_otel_span_context(trace_id, 7, 1, None, {})))
+    assert headers == {
+        "x-datadog-trace-id": str(0x1D2B3C4D5E6F7081),
+        "x-datadog-parent-id": "7",
+        "x-datadog-sampling-priority": "1",
+        "x-datadog-tags": "_dd.p.tid=68a1b2c300000000",
+    }
+
+
+def test_missing_priority_is_a_sampled_context() -> None:
+    context = DatadogPropagator().extract({"X-Datadog-Trace-Id": "42", "X-Datadog-Parent-Id": "7"})
+    span_context = trace.get_current_span(context).get_span_context()
+    assert (span_context.trace_id, span_context.span_id, span_context.trace_flags.sampled) == (42, 7, True)
+    assert _state_of(span_context).priority == 1
+
+
+@pytest.mark.parametrize("priority,sampled", [(-1, False), (0, False), (1, True), (2, True)])
+def test_every_priority_maps_to_the_flag_and_back(priority: int, sampled: bool) -> None:
+    headers = {"x-datadog-trace-id": "5", "x-datadog-parent-id": "6", "x-datadog-sampling-priority": str(priority)}
+    span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()
+    assert span_context.trace_flags.sampled is sampled
+    out: Dict[str, str] = {}
+    DatadogPropagator().inject(out, _in_context(span_context))
+    assert out["x-datadog-sampling-priority"] == str(priority)
+
+
+def test_flag_changed_between_hops_wins_over_a_stale_priority() -> None:
+    # A sampler between the hops turned the trace off: the header says 0, not the old 2.
+    span_context = _otel_span_context(5, 6, 2, None, {})
+    unsampled = SpanContext(5, 6, True, TraceFlags(0), span_context.trace_state)
+    out: Dict[str, str] = {}
+    DatadogPropagator().inject(out, _in_context(unsampled))
+    assert out["x-datadog-sampling-priority"] == "0"
+
+
+def test_tags_and_origin_ride_in_the_dd_member_in_ddtrace_grammar() -> None:
+    headers = {
+        "x-datadog-trace-id": "1",
+        "x-datadog-parent-id": "2",
+        "x-datadog-sampling-priority": "2",
+        "x-datadog-origin": "synthetics",
+        "x-datadog-tags": "_dd.p.dm=-4,_dd.p.usr.id=dXNlcg==,other=ignored",
+    }
+    span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()
+    assert span_context.trace_state.get("dd") == "s:2;o:synthetics;t.dm:-4;t.usr.id:dXNlcg~~"
+    out: Dict[str, str] = {}
+    DatadogPropagator().inject(out, _in_context(span_context))
+    assert out["x-datadog-tags"] == "_dd.p.dm=-4,_dd.p.usr.id=dXNlcg=="
+    assert out["x-datadog-origin"] == "synthetics"
+
+
+def test_malformed_tid_keeps_the_64_bit_trace() -> None:
+    headers = {"x-datadog-trace-id": "9", "x-datadog-parent-id": "2", "x-datadog-tags": "_dd.p.tid=XYZ,_dd.p.dm=-1"}
+    span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()
+    assert span_context.trace_id == 9
+    assert _state_of(span_context).tags == {"_dd.p.dm": "-1"}
+
+
+def test_tags_over_512_characters_are_all_dropped_like_ddtrace() -> None:
+    tags = "_dd.p.dm=-4,_dd.p.big=" + "x" * 600
+    headers = {"x-datadog-trace-id": "9", "x-datadog-parent-id": "2", "x-datadog-tags": tags}
+    span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()
+    assert span_context.trace_id == 9 and _state_of(span_context).tags == {}
+    with dd_styles(["datadog"], ["datadog"]):
+        reference = HTTPPropagator.extract(headers)
+    assert _propagated_tags(dict(reference._meta)) == {}
+
+
+def test_injected_tags_stay_under_the_cap() -> None:
+    tags = {"_dd.p.k%02d" % i: "v" * 40 for i in range(20)}
+    sc = SpanContext(
+        (1 << 64) | 3, 4, True, TraceFlags(1),
+        TraceState([("dd", "s:1;" + ";".join("t.k%02d:%s" % (i, "v" * 40) for i in range(4)))]),
+    )
+    assert len(datadog.header_tags(sc.trace_id, ddstate.DDState(1, None, tags, None))) <= 512
+    out: Dict[str, str] = {}
+    DatadogPropagator().inject(out, _in_context(sc))
+    assert out["x-datadog-tags"].startswith("_dd.p.tid=0000000000000001")
+
+
+def test_fields_and_invalid_context_inject_nothing() -> None:
+    assert DatadogPropagator().fields == {
+        "x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority",
+        "x-datadog-origin", "x-datadog-tags",
+    }
+    out: Dict[str, str] = {}
+    DatadogPropagator().inject(out, Context())
+    assert out == {}
+
+
+def test_entry_point_is_registered() -> None:
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="opentelemetry_propagator") if e.name == "datadog"]
+    assert ep.load() is DatadogPropagator
