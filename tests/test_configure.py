@@ -1,0 +1,182 @@
+"""configure() and the no-code-change handler, each in a fresh interpreter (they set globals)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+BASE_ENV = {
+    "AWS_LAMBDA_FUNCTION_NAME": "my-fn", "AWS_LAMBDA_FUNCTION_VERSION": "7", "AWS_REGION": "eu-west-1",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "OTEL_DD_LAMBDA_EXPORT_MODE": "log",
+}
+
+
+def run(code: str, env=None, cwd=None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    full_env.update(BASE_ENV)
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [cwd, os.getcwd()]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def last_json(proc: subprocess.CompletedProcess):
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_configure_installs_everything_once():
+    proc = run("""
+        import json, otel_dd_lambda
+        from opentelemetry import trace, propagate
+        p = otel_dd_lambda.configure()
+        assert otel_dd_lambda.configure() is p and trace.get_tracer_provider() is p
+        print(json.dumps({
+            "resource": dict(p.resource.attributes),
+            "propagator": type(propagate.get_global_textmap()).__name__,
+            "ids": type(p.id_generator).__name__,
+            "processors": [type(x).__name__ for x in p._active_span_processor._span_processors],
+            "exporter": type(p._active_span_processor._span_processors[0].exporter).__name__,
+        }))
+    """, {"DD_ENV": "prod", "DD_VERSION": "1.2.3", "DD_TAGS": "team:core,tier:1", "DD_SERVICE": "checkout"})
+    out = last_json(proc)
+    resource = out["resource"]
+    assert resource["cloud.provider"] == "aws" and resource["cloud.region"] == "eu-west-1"
+    assert resource["faas.name"] == "my-fn" and resource["faas.version"] == "7"
+    assert resource["faas.max_memory"] == 256 * 1024 * 1024
+    assert resource["service.name"] == "checkout"
+    assert resource["deployment.environment"] == "prod" and resource["service.version"] == "1.2.3"
+    assert resource["team"] == "core" and resource["tier"] == "1"
+    assert out["propagator"] == "DatadogCompositePropagator"
+    assert out["ids"] == "DatadogXRayIdGenerator"
+    assert out["processors"] == ["LambdaSpanProcessor"] and out["exporter"] == "DatadogSpanExporter"
+
+
+def test_service_defaults_to_otel_name_then_function_name():
+    code = "import otel_dd_lambda; print(otel_dd_lambda.configure().resource.attributes['service.name'])"
+    assert run(code, {"OTEL_SERVICE_NAME": "otel-svc"}).stdout.strip() == "otel-svc"
+    assert run(code).stdout.strip() == "my-fn"
+
+
+def test_disabled_is_a_cheap_no_op():
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        def handler(e, c): return e
+        assert otel_dd_lambda.instrument_handler(handler) is handler
+        p = otel_dd_lambda.configure()
+        print(json.dumps({"provider": type(p).__name__,
+                          "sdk": "opentelemetry.sdk.trace" in sys.modules,
+                          "exporter": "otel_dd_lambda.exporters.datadog" in sys.modules}))
+    """, {"DD_TRACE_ENABLED": "false"})
+    assert last_json(proc) == {"provider": "NoOpTracerProvider", "sdk": False, "exporter": False}
+
+
+def test_existing_sdk_provider_is_reused():
+    proc = run("""
+        import json, otel_dd_lambda
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        mine = TracerProvider(resource=Resource({"service.name": "mine"}))
+        trace.set_tracer_provider(mine)
+        print(json.dumps(otel_dd_lambda.configure() is mine))
+    """)
+    assert last_json(proc) is True
+
+
+def test_flush_to_log_writes_traces_on_stdout():
+    proc = run("""
+        import otel_dd_lambda
+        class Ctx:
+            aws_request_id = "r1"; invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 5000
+        @otel_dd_lambda.instrument_handler
+        def handler(event, context): return 1
+        handler({}, Ctx())
+    """, {"DD_FLUSH_TO_LOG": "true", "OTEL_DD_LAMBDA_EXPORT_MODE": ""})
+    assert proc.returncode == 0, proc.stderr
+    line = [l for l in proc.stdout.splitlines() if l.startswith('{"traces"')][-1]
+    (span,) = [s for s in json.loads(line)["traces"][0] if s["name"] == "aws.lambda"]
+    assert span["type"] == "serverless" and span["meta"]["request_id"] == "r1"
+    assert span["meta"]["cold_start"] == "true" and span["service"] == "my-fn"
+
+
+@pytest.fixture
+def user_code(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "main.py").write_text("def handler(event, context):\n    return {'echo': event}\n")
+    (tmp_path / "broken.py").write_text("import no_such_module_here\n")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("path", ["app.main.handler", "app/main.handler"])
+def test_handler_redirect_loads_and_wraps_the_user_handler(user_code, path):
+    proc = run("""
+        import json
+        from otel_dd_lambda.handler import handler
+        class Ctx:
+            aws_request_id = "r1"; invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 5000
+        print(json.dumps([handler({"a": 1}, Ctx()), handler.__wrapped__.__module__]))
+    """, {"DD_LAMBDA_HANDLER": path}, cwd=user_code)
+    assert last_json(proc) == [{"echo": {"a": 1}}, "app.main"]
+
+
+def test_handler_redirect_surfaces_the_users_import_error(user_code):
+    proc = run("""
+        try:
+            import otel_dd_lambda.handler
+        except BaseException as e:
+            print(type(e).__name__, e.name if hasattr(e, "name") else "", str(e))
+    """, {"DD_LAMBDA_HANDLER": "broken.handler"}, cwd=user_code)
+    assert proc.stdout.strip() == "ModuleNotFoundError no_such_module_here No module named 'no_such_module_here'"
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({}, "HandlerError"), ({"DD_LAMBDA_HANDLER": "nodot"}, "HandlerError"),
+    ({"DD_LAMBDA_HANDLER": "app.main.missing"}, "HandlerNotFound")])
+def test_handler_redirect_errors(user_code, env, expected):
+    proc = run("""
+        try:
+            import otel_dd_lambda.handler
+        except BaseException as e:
+            print(type(e).__name__)
+    """, env, cwd=user_code)
+    assert proc.stdout.strip() == expected
+
+
+def test_cold_start_tracing_through_the_redirect(user_code):
+    proc = run("""
+        import json
+        from otel_dd_lambda.handler import handler
+        class Ctx:
+            aws_request_id = "r1"; invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 5000
+        handler({}, Ctx())
+    """, {"DD_LAMBDA_HANDLER": "app.main.handler", "DD_MIN_COLD_START_DURATION": "0"}, cwd=user_code)
+    assert proc.returncode == 0, proc.stderr
+    line = [l for l in proc.stdout.splitlines() if l.startswith('{"traces"')][-1]
+    spans = [s for chunk in json.loads(line)["traces"] for s in chunk]
+    names = {s["name"] for s in spans}
+    assert {"aws.lambda", "aws.lambda.load", "aws.lambda.import"} <= names
+    assert "app.main" in {s["resource"] for s in spans if s["name"] == "aws.lambda.import"}
+
+
+def test_profiling_starts_ddtraces_profiler():
+    proc = run("""
+        import json
+        from otel_dd_lambda import profiling
+        p = profiling.start_profiler()
+        status = str(p.status) if p is not None else None
+        assert profiling.start_profiler() is p
+        profiling.stop_profiler()
+        print(json.dumps([type(p).__name__, status]))
+    """, {"DD_PROFILING_UPLOAD_INTERVAL": "3600", "DD_TRACE_AGENT_URL": "http://127.0.0.1:9"})
+    name, status = last_json(proc)
+    assert name == "Profiler" and "RUNNING" in status.upper()

@@ -1,0 +1,44 @@
+"""The demo end to end, as a user runs it: one trace across the three hops."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_demo_runs_end_to_end():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    proc = subprocess.run([sys.executable, "-m", "otel_dd_lambda.cli", "demo", "--summary", "--show-payload"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    summary = json.loads([l for l in lines if l.startswith("SUMMARY ")][-1][len("SUMMARY "):])
+    spans = summary["spans"]
+    assert len({s["trace_id"] for s in spans}) == 1
+    by_id = {s["span_id"]: s for s in spans}
+    invocations = {s["name"]: s for s in spans if s["invocation"]}
+    assert set(invocations) == {"demo-api", "demo-worker", "demo-notifier"}
+
+    def ancestors(span):
+        chain = []
+        while span["parent_id"] is not None:
+            span = by_id[span["parent_id"]]
+            chain.append(span["name"])
+        return chain
+
+    assert ancestors(invocations["demo-notifier"]) == ["aws.eventbridge", "demo-worker", "aws.sqs", "demo-api", "aws.httpapi"]
+    assert ancestors(invocations["demo-worker"])[:2] == ["aws.sqs", "demo-api"]
+    # the printed tree shows every id form of each span
+    for s in spans:
+        assert "traceparent %s" % s["traceparent"] in proc.stdout
+        assert "x-ray       %s" % s["xray"] in proc.stdout
+    # and the Datadog exporter's log-mode lines carry the same Datadog ids
+    exported = [sp for l in lines if l.startswith('{"traces"') for chunk in json.loads(l)["traces"] for sp in chunk]
+    assert {sp["name"] for sp in exported} >= {"aws.lambda", "aws.sqs", "aws.eventbridge", "aws.httpapi"}
+    assert len(exported) == len(spans)
+    dd_trace = int(spans[0]["dd_trace_id"])
+    for sp in exported:
+        trace_id = sp["trace_id"]
+        assert (int(trace_id, 16) if isinstance(trace_id, str) else trace_id) == dd_trace
