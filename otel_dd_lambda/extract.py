@@ -24,7 +24,7 @@ from .carriers.common import DATADOG_KEY, loads_object
 from .carriers.tags import trigger_tags as _trigger_tags
 from .propagators import xray
 from .propagators.composite import DatadogCompositePropagator
-from .propagators.headers import reader
+from .propagators.precedence import make_link
 
 logger = logging.getLogger("otel_dd_lambda.extract")
 
@@ -111,18 +111,16 @@ _ENV_NAMES = (
 )
 
 
-def _make_env_key():
+def _env_reader():
     # CPython keeps os.environ in a bytes-keyed dict that os.environ[...] = ... updates: reading
     # it directly is live and skips two codec calls per name (6 names, on every event).
     data = getattr(os.environ, "_data", None)
     if os.name == "posix" and type(data) is dict:
-        get = data.get
-        keys = tuple(name.encode() for name in _ENV_NAMES)
-        return lambda: tuple(map(get, keys))
-    return lambda: tuple(map(os.environ.get, _ENV_NAMES))  # pragma: no cover
+        return data.get, tuple(name.encode() for name in _ENV_NAMES)
+    return os.environ.get, _ENV_NAMES  # pragma: no cover
 
 
-_env_key = _make_env_key()
+_env_get, _env_keys = _env_reader()
 
 
 class _Settings:
@@ -146,7 +144,7 @@ _settings_cache: Optional[_Settings] = None
 
 def _settings() -> _Settings:
     global _settings_cache
-    key = _env_key()
+    key = tuple(map(_env_get, _env_keys))
     current = _settings_cache
     if current is None or current.key != key:
         current = _settings_cache = _Settings(key)
@@ -163,10 +161,11 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
         return None, []
     if type(carrier) is SpanContext:
         return carrier, []
-    sfn = stepfunctions.context_object(carrier)
-    if sfn is not None:
-        return stepfunctions.span_context(sfn), []
-    return (composite or _settings().composite).extract_from_reader(reader(carrier))
+    if type(carrier) is dict and not carrier.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS):
+        sfn = stepfunctions.context_object(carrier)
+        if sfn is not None:
+            return stepfunctions.span_context(sfn), []
+    return (composite or _settings().composite).extract_from_carrier(carrier)
 
 
 # ---------------------------------------------------------------- per trigger
@@ -194,7 +193,7 @@ def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
             links.extend(terminated)
         if span_context is not None and len(links) < limit:
             mid = message_id(record)
-            links.append(Link(span_context, {MESSAGE_ID: mid} if mid else None))
+            links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
         if len(links) >= limit:
             break
     first = records[0]
@@ -202,37 +201,38 @@ def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
     return parent, links, time
 
 
-def _http(event: Dict[str, Any], subtype: Optional[str]):
+def _http(event: Dict[str, Any], subtype: Optional[str], composite: DatadogCompositePropagator):
     if subtype is not None:  # API Gateway: an authorizer's context comes first
-        span_context, links = resolve(authorizer.injected_headers(event, subtype == detect.HTTP_API))
+        span_context, links = resolve(authorizer.injected_headers(event, subtype == detect.HTTP_API), composite)
         if span_context is not None:
             return span_context, links
-    return resolve(http.headers(event))
+    return resolve(http.headers(event), composite)
 
 
 def _from_event(event: Any, trigger: Optional[str], subtype: Optional[str], settings: _Settings):
     """``(parent, links, time)`` found in the event itself."""
     if trigger in _BATCH:
         return _batch(event, trigger, settings)
+    composite = settings.composite
     if trigger in detect.HTTP_TRIGGERS:
-        parent, links = _http(event, subtype)
+        parent, links = _http(event, subtype, composite)
         return parent, links, (_MS, http.request_time_ms(event)) if subtype is not None else None
     if trigger == detect.EVENTBRIDGE:
-        parent, links = resolve(eventbridge.detail_carrier(event))
+        parent, links = resolve(eventbridge.detail_carrier(event), composite)
         return parent, links, (_ISO, event.get("time"))
     if trigger == detect.STATES:
         return stepfunctions.span_context(stepfunctions.context_object(event)), [], None  # type: ignore[arg-type]
     if trigger == detect.APPSYNC:
-        return resolve(appsync.headers(event)) + (None,)
+        return resolve(appsync.headers(event), composite) + (None,)
     if trigger == detect.MQTT:
-        return resolve(mqtt.message_carrier(event)) + (None,)
+        return resolve(mqtt.message_carrier(event), composite) + (None,)
     if trigger == detect.DYNAMODB:
         return None, [], (_SECONDS, notrace.dynamodb_created_seconds(event["Records"][0]))
     if trigger == detect.S3:
         return None, [], (_ISO, notrace.s3_event_time(event["Records"][0]))
     if trigger is None and type(event) is dict and DATADOG_KEY in event:
         # An AWS IoT rule (MQTT) or any producer that put `_datadog` at the top of the payload.
-        return resolve(loads_object(event[DATADOG_KEY])) + (None,)
+        return resolve(loads_object(event[DATADOG_KEY]), composite) + (None,)
     return None, [], None
 
 
@@ -267,7 +267,7 @@ def _extract(event: Any, lambda_context: Any, batch_parent: Optional[str]) -> Ev
 
     extractor = settings.extractor
     if extractor is not None:
-        parent, links = resolve(custom.carrier(extractor, event, lambda_context))
+        parent, links = resolve(custom.carrier(extractor, event, lambda_context), settings.composite)
         source = SOURCE_CUSTOM if parent is not None else None
     if parent is None:
         parent, found_links, time = _from_event(event, trigger, subtype, settings)
@@ -275,7 +275,7 @@ def _extract(event: Any, lambda_context: Any, batch_parent: Optional[str]) -> Ev
         if parent is not None:
             source = SOURCE_EVENT
     if parent is None and lambda_context is not None:
-        parent, found_links = resolve(lambda_invoke.client_context_carrier(lambda_context))
+        parent, found_links = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
         links.extend(found_links)
         if parent is not None:
             source = SOURCE_CLIENT_CONTEXT

@@ -8,11 +8,13 @@ import copy
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from otel_dd_lambda import extract_context, inject
+from otel_dd_lambda.carriers import common
 
 SC = SpanContext(0x6548F5B2000000001234567890ABCDEF, 0x1122334455667788, False, TraceFlags(1))
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,3 +158,26 @@ def test_mutated_samples_never_raise(index, seed, value, mutations):
        | st.builds(lambda h: {"headers": h, "requestContext": {"stage": "x"}}, json_values))
 def test_arbitrary_events_never_raise(event):
     _touch(extract_context(event))
+
+
+def _json_loads_object(raw: Any) -> Any:
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return value if type(value) is dict else None
+
+
+json_texts = st.one_of(
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=4).map(json.dumps),
+    st.text(max_size=40).map(lambda s: "{" + s),
+    st.text(max_size=40),
+    st.dictionaries(st.text(max_size=8), st.integers(), max_size=3).map(lambda d: json.dumps(d) + " \n\t"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_texts, json_texts.map(lambda s: s.encode("utf-8", "surrogatepass")), st.binary(max_size=40)))
+def test_loads_object_agrees_with_json_loads(raw: Any) -> None:
+    # loads_object scans "{...}" with json's own scanner, skipping json.loads's Python layers.
+    assert common.loads_object(raw) == _json_loads_object(raw)

@@ -283,3 +283,40 @@ def test_entry_point_is_registered() -> None:
 
     (ep,) = [e for e in entry_points(group="opentelemetry_propagator") if e.name == "datadog"]
     assert ep.load() is DatadogPropagator
+
+
+def _general_tags_state(raw: Optional[str], origin: Optional[str], priority: int):
+    """What datadog._tags_state computes, by the general path only (parse, then format)."""
+    tags = datadog.parse_tags(raw) if raw else None
+    if not tags:
+        return 0, ddstate.format_dd_member(priority, origin, None)
+    high = 0
+    if "_dd.p.tid" in tags:
+        from otel_dd_lambda import ids
+
+        high = ids.parse_tid(tags["_dd.p.tid"]) or 0
+        if not high:
+            del tags["_dd.p.tid"]
+    return high, ddstate.format_dd_member(priority, origin, tags)
+
+
+_tag_key = st.one_of(
+    st.sampled_from(["_dd.p.tid", "_dd.p.dm", "_dd.p.usr.id", "_dd.p.", "_dd.p.upstream_services", "x", "_dd.p.a b"]),
+    st.text("abcdefgh._p", min_size=1, max_size=10).map(lambda s: "_dd.p." + s),
+)
+_tag_value = st.one_of(
+    st.sampled_from(["6548f5b200000000", "-4", "baz64", "", "a=b", "x;y", "t~", "_dd.p.q", "a ", "6548F5B2"]),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(_tag_key, _tag_value), max_size=5).map(lambda kv: ",".join("%s=%s" % p for p in kv)),
+    st.booleans(),
+    st.sampled_from([None, "synthetics", "rum", "o" * 240]),
+    st.sampled_from([-1, 0, 1, 2]),
+)
+def test_tags_state_fast_paths_match_the_general_path(raw: str, trailing_comma: bool, origin: Optional[str], priority: int) -> None:
+    raw = raw + "," if trailing_comma and raw else raw
+    assert datadog._tags_state(raw, origin, priority) == _general_tags_state(raw, origin, priority)

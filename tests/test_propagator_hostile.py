@@ -219,3 +219,18 @@ def test_inject_with_a_raising_setter_does_not_raise(caplog: pytest.LogCaptureFi
         for propagator in PROPAGATORS[:3]:
             propagator.inject({}, context, RaisingSetter())  # type: ignore[arg-type]
     _assert_debug_only(caplog)
+
+
+@pytest.mark.parametrize("origin,tags", [(" ", ""), ("synthetics ", ""), ("rum", "_dd.p.usr=a ")])
+def test_trailing_space_never_ends_the_dd_member(origin: str, tags: str) -> None:
+    # Found by Hypothesis: an origin (or last tag value) ending in a space made "dd=...;o: ", an
+    # invalid W3C member (a value may not end in a space) that W3C parsers then drop.
+    headers = {"x-datadog-trace-id": "123", "x-datadog-parent-id": "456", "x-datadog-origin": origin,
+               "x-datadog-tags": tags}
+    context = DatadogCompositePropagator(("datadog",), ("datadog", "tracecontext")).extract(headers)
+    out: Dict[str, str] = {}
+    DatadogCompositePropagator(("datadog",), ("datadog", "tracecontext")).inject(out, context)
+    dd_member = out["tracestate"].split(",")[0]
+    assert not dd_member.endswith(" ")
+    assert tracecontext.parse_tracestate(out["tracestate"]).get("dd") == dd_member[3:]
+    assert out.get("x-datadog-origin") == origin  # the Datadog header keeps it as it came

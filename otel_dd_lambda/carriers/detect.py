@@ -47,7 +47,7 @@ def detect(event: Any) -> Tuple[Optional[str], Optional[str]]:
                 return CLOUDFRONT, None
             if trigger:
                 return trigger, None
-    if stepfunctions.context_object(event) is not None:
+    if not event.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS) and stepfunctions.context_object(event) is not None:
         return STATES, None
     detail = event.get("detail")
     if event.get("source") == "aws.events" or (type(detail) is dict and detail.get("EventCategories") is not None):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .common import DATADOG_KEY, b64_bytes, dict_at, loads_object, logger
+from .common import DATADOG_KEY, b64_bytes, loads_object, logger
 
 
 def message_carrier(message: Any) -> Optional[Dict[str, Any]]:
     """The ``_datadog`` object of an SNS message (the record's ``Sns`` or a notification JSON)."""
-    attrs = dict_at(message, "MessageAttributes")
-    dd = dict_at(attrs, DATADOG_KEY)
-    if dd is None:
+    attrs = message.get("MessageAttributes") if type(message) is dict else None
+    dd = attrs.get(DATADOG_KEY) if type(attrs) is dict else None
+    if type(dd) is not dict:
         return None
     kind = dd.get("Type")
     if kind == "String":

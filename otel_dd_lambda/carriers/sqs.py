@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from . import eventbridge, sns
-from .common import DATADOG_KEY, b64_bytes, dict_at, loads_object, logger
+from .common import DATADOG_KEY, b64_bytes, loads_object, logger
 
 MAX_BODY = 1024 * 1024 + 4096  # SQS's largest message, with room for JSON escaping
 
 
 def attribute_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    dd = dict_at(dict_at(record, "messageAttributes"), DATADOG_KEY)
-    if dd is None:
+    attributes = record.get("messageAttributes")
+    dd = attributes.get(DATADOG_KEY) if type(attributes) is dict else None
+    if type(dd) is not dict:
         return None
     kind = dd.get("dataType")
     if kind == "String":

@@ -24,6 +24,9 @@ _MASK63 = 0x7FFF_FFFF_FFFF_FFFF
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _STATE = ddstate.format_dd_member(ids.AUTO_KEEP, None, None)
 _HEX = frozenset("0123456789abcdef")
+# A dict without any of these keys is not (and does not wrap) a context object: callers on hot
+# paths test ``not event.keys().isdisjoint(CONTEXT_OBJECT_KEYS)`` (one C call) before calling.
+CONTEXT_OBJECT_KEYS = frozenset(("Execution", "Payload", DATADOG_KEY))
 
 
 def _halves(text: str):

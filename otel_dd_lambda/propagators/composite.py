@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import (
     CarrierT,
+    DefaultGetter,
     DefaultSetter,
     Getter,
     Setter,
@@ -35,14 +36,28 @@ from opentelemetry.trace import Link, SpanContext
 
 from .. import config
 from . import datadog, tracecontext, xray
-from .headers import HeaderReader, logger, reader
-from .precedence import resolve, set_extracted
+from .headers import HeaderReader, logger, reader, trace_headers
+from .precedence import resolve, set_extracted, span_ids
 
 _EXTRACTORS: Dict[str, Callable[[HeaderReader], Optional[SpanContext]]] = {
     config.DATADOG: datadog.extract_span_context,
     config.TRACECONTEXT: tracecontext.extract_span_context,
     config.XRAY: xray.extract_span_context,
     config.XRAY_LAMBDA: lambda get: xray.lambda_span_context(),
+}
+# The header whose absence means a style has nothing to extract (None: it reads no header), and
+# every header the style reads: a plain dict carrier is read once for all the configured styles.
+_KEY_HEADER: Dict[str, Optional[str]] = {
+    config.DATADOG: datadog.TRACE_ID,
+    config.TRACECONTEXT: tracecontext.TRACEPARENT,
+    config.XRAY: xray.HEADER,
+    config.XRAY_LAMBDA: None,
+}
+_READS: Dict[str, Tuple[str, ...]] = {
+    config.DATADOG: (datadog.TRACE_ID, datadog.PARENT_ID, datadog.SAMPLING_PRIORITY, datadog.ORIGIN, datadog.TAGS),
+    config.TRACECONTEXT: (tracecontext.TRACEPARENT, tracecontext.TRACESTATE),
+    config.XRAY: (xray.HEADER,),
+    config.XRAY_LAMBDA: (),
 }
 _INJECTORS: Dict[str, Callable[[SpanContext, Any, Optional[datadog.InjectState]], None]] = {
     config.DATADOG: datadog.inject_headers,
@@ -63,8 +78,12 @@ def _w3c_after(primary: SpanContext, get: HeaderReader) -> Optional[SpanContext]
     in ``traceparent`` and only a ``dd`` member in ``tracestate``: W3C then adds nothing, so the
     tracestate is not parsed and no second ``SpanContext`` is built.
     """
-    parsed = tracecontext.parse_traceparent(get(tracecontext.TRACEPARENT))
-    if parsed is not None and parsed[0] == primary.trace_id and parsed[1] == primary.span_id:
+    raw = get(tracecontext.TRACEPARENT)
+    if raw is None:
+        return None
+    # Comparing the ids as text needs no parsing: whether this traceparent is valid or not, with
+    # the primary's ids and a dd-only tracestate the answer is None.
+    if raw[3:52] == "%032x-%016x" % span_ids(primary):
         raw_state = get(tracecontext.TRACESTATE)
         if raw_state is None or (raw_state[:3] == "dd=" and "," not in raw_state):
             return None
@@ -87,7 +106,8 @@ class DatadogCompositePropagator(TextMapPropagator):
             extract_styles = config.propagation_styles("extract")
         if inject_styles is None:
             inject_styles = config.propagation_styles("inject")
-        self._extract = [(s, _EXTRACTORS[s]) for s in extract_styles if s in _EXTRACTORS]
+        self._extract = [(s, _EXTRACTORS[s], _KEY_HEADER[s]) for s in extract_styles if s in _EXTRACTORS]
+        self._reads = tuple(dict.fromkeys(name for s, _, _ in self._extract for name in _READS[s]))
         self._inject = [_INJECTORS[s] for s in inject_styles if s in _INJECTORS]
         # Datadog and W3C both derive their values from the dd= member: parse it once.
         self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
@@ -98,12 +118,28 @@ class DatadogCompositePropagator(TextMapPropagator):
 
             self._baggage = W3CBaggagePropagator()
             self._fields |= self._baggage.fields
-        self.extract_styles: Tuple[str, ...] = tuple(s for s, _ in self._extract)
+        self.extract_styles: Tuple[str, ...] = tuple(s for s, _, _ in self._extract)
 
     def extract_from_reader(self, get: HeaderReader) -> Tuple[Optional[SpanContext], List[Link]]:
         """The parent and the ``terminated_context`` links from any header reader. Never raises."""
+        return self._extract_with(get, None)
+
+    def extract_from_carrier(self, carrier: Any) -> Tuple[Optional[SpanContext], List[Link]]:
+        """``extract_from_reader`` for a carrier read with OTel's default getter. Never raises.
+
+        A plain dict (every Lambda event's headers or ``_datadog``) is read once, up front, for
+        the headers of all the configured styles; a style whose key header is absent is skipped.
+        """
+        if type(carrier) is not dict:
+            return self._extract_with(reader(carrier), None)
+        headers = trace_headers(carrier, self._reads)
+        return self._extract_with(headers.get, headers)
+
+    def _extract_with(self, get: HeaderReader, present: Optional[Dict[str, str]]) -> Tuple[Optional[SpanContext], List[Link]]:
         found: List[Tuple[str, SpanContext]] = []
-        for style, extract in self._extract:
+        for style, extract, key_header in self._extract:
+            if present is not None and key_header is not None and key_header not in present:
+                continue
             try:
                 if found and style == config.TRACECONTEXT:
                     span_context = _w3c_after(found[0][1], get)
@@ -127,7 +163,10 @@ class DatadogCompositePropagator(TextMapPropagator):
         getter: Getter[CarrierT] = None,  # type: ignore[assignment]
     ) -> Context:
         try:
-            span_context, links = self.extract_from_reader(reader(carrier, getter))
+            if type(carrier) is dict and (getter is None or type(getter) is DefaultGetter):
+                span_context, links = self.extract_from_carrier(carrier)
+            else:
+                span_context, links = self.extract_from_reader(reader(carrier, getter))
         except Exception:  # a hostile carrier must not reach the user's function
             logger.debug("extraction failed", exc_info=True)
             span_context, links = None, []

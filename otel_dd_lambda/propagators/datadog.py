@@ -10,6 +10,7 @@ Inject: the same headers from the current span, priority and tags read back from
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Optional, Set, Tuple
 
 from opentelemetry import trace
@@ -26,7 +27,7 @@ from opentelemetry.trace import SpanContext
 from .. import ids
 from . import ddstate
 from .headers import HeaderReader, logger, reader
-from .precedence import _fast_trace_state, merge_into, remote_span_context
+from .precedence import dd_span_context, merge_into
 
 TRACE_ID = "x-datadog-trace-id"
 PARENT_ID = "x-datadog-parent-id"
@@ -75,25 +76,65 @@ def parse_tags(value: Optional[str]) -> Optional[Dict[str, str]]:
     return tags
 
 
+_TID_ONLY_CHARS = len("_dd.p.tid=") + 16
+_KNOWN_PRIORITIES = {str(p): p for p in (ids.USER_REJECT, ids.AUTO_REJECT, ids.AUTO_KEEP, ids.USER_KEEP)}
+
+
 def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -> Tuple[int, str]:
     """``(high 64 bits, dd= member)`` from the optional headers."""
-    tags = parse_tags(raw_tags) if raw_tags else None
+    if not raw_tags:
+        return 0, ddstate.format_dd_member(priority, origin, None)
+    if not origin and len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
+        # What ddtrace and our injectors write when no other tag is set: the high half alone.
+        high = ids.parse_tid(raw_tags[10:])
+        if high:
+            return high, "s:%d;t.tid:%s" % (priority, raw_tags[10:])
+    elif len(raw_tags) <= MAX_TAGS_CHARS and _PLAIN_TAGS.fullmatch(raw_tags) and _UPSTREAM_SERVICES not in raw_tags:
+        state = _plain_tags_state(raw_tags, origin, priority)
+        if state is not None:
+            return state
+    tags = parse_tags(raw_tags)  # the general path: any header, as ddtrace reads it
+    if not tags:
+        return 0, ddstate.format_dd_member(priority, origin, None)
     high = 0
-    if tags:
-        tid = tags.get(TID_TAG)
-        if tid is not None:
-            high = ids.parse_tid(tid) or 0
-            if not high:
-                logger.debug("malformed _dd.p.tid %r: 64-bit trace id kept", tid[:32])
-                del tags[TID_TAG]
+    tid = tags.get(TID_TAG)
+    if tid is not None:
+        high = ids.parse_tid(tid) or 0
+        if not high:
+            logger.debug("malformed _dd.p.tid %r: 64-bit trace id kept", tid[:32])
+            del tags[TID_TAG]
     return high, ddstate.format_dd_member(priority, origin, tags)
 
 
-# What the optional headers become depends on nothing else, and they repeat from request to
-# request (one upstream service sends the same origin, decision maker and, for a second, the
-# same _dd.p.tid): remember the last few, bounded so hostile input cannot grow it.
-_STATE_CACHE: Dict[Tuple[Optional[str], Optional[str], int], Tuple[int, str]] = {}
-_STATE_CACHE_SIZE = 256
+# x-datadog-tags in which every pair is a well-formed _dd.p.* tag holding nothing that the dd=
+# member encodes (no space in keys; no "," ";" "=" "~" or non-printable character anywhere).
+_PLAIN_KEY = r"_dd\.p\.[\x21-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
+_PLAIN_VALUE = r"[\x20-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
+_PLAIN_TAGS = re.compile("{k}={v}(?:,{k}={v})*".format(k=_PLAIN_KEY, v=_PLAIN_VALUE))
+_PLAIN_TAG_KEYS = re.compile(r"(?:^|,)([^=]+)=")
+_UPSTREAM_SERVICES = "_dd.p.upstream_services="
+
+
+def _plain_tags_state(raw_tags: str, origin: Optional[str], priority: int) -> Optional[Tuple[int, str]]:
+    """``_tags_state`` of a header that ``_PLAIN_TAGS`` matched, without a loop over its pairs;
+    None when the general path must decide (a repeated key, a malformed tid, no room)."""
+    keys = _PLAIN_TAG_KEYS.findall(raw_tags)
+    if len(set(keys)) != len(keys):
+        return None
+    high = 0
+    start = ("," + raw_tags).find("," + TID_TAG + "=")  # a pair's start: values hold no ","
+    if start >= 0:
+        end = raw_tags.find(",", start)
+        high = ids.parse_tid(raw_tags[start + len(TID_TAG) + 1 : end if end >= 0 else None]) or 0
+        if not high:
+            return None
+    # The member's t. part is the header with its separators swapped (",_dd.p." only ever
+    # starts a pair); when it all fits, the general path would keep every tag too.
+    head = ddstate.format_dd_member(priority, origin, None)
+    tail = "t." + raw_tags[6:].replace(",_dd.p.", ";t.").replace("=", ":")
+    if len("dd=") + len(head) + 1 + len(tail) > ddstate.MAX_MEMBER_CHARS:
+        return None
+    return high, head + ";" + tail
 
 
 def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
@@ -112,7 +153,9 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     raw_priority = get(SAMPLING_PRIORITY)
     priority = ids.AUTO_KEEP  # a context without a priority is still a context: sampled
     if raw_priority is not None:
-        parsed = ids.parse_priority(raw_priority)
+        parsed = _KNOWN_PRIORITIES.get(raw_priority)  # "1", "2", ...: without a call
+        if parsed is None:
+            parsed = ids.parse_priority(raw_priority)
         if parsed is not None:
             priority = parsed
         else:
@@ -121,22 +164,8 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     if origin is not None and (len(origin) > MAX_ORIGIN_CHARS or not _printable_ascii(origin)):
         logger.debug("x-datadog-origin malformed: ignored")
         origin = None
-    raw_tags = get(TAGS)
-    key = (raw_tags, origin, priority)
-    cached = _STATE_CACHE.get(key)
-    if cached is None:
-        cached = _tags_state(raw_tags, origin or None, priority)
-        if raw_tags is None or len(raw_tags) <= MAX_TAGS_CHARS:  # only what can be valid
-            if len(_STATE_CACHE) >= _STATE_CACHE_SIZE:
-                _STATE_CACHE.clear()
-            _STATE_CACHE[key] = cached
-    high, dd_value = cached
-    return remote_span_context(
-        (high << 64) | low,
-        parent,
-        priority > 0,
-        _fast_trace_state({ddstate.MEMBER_KEY: dd_value}),
-    )
+    high, dd_value = _tags_state(get(TAGS), origin or None, priority)
+    return dd_span_context((high << 64) | low, parent, priority > 0, dd_value)
 
 
 class InjectState:
@@ -163,10 +192,13 @@ class InjectState:
             tags.pop(TID_TAG, None)
         # Formatted with a placeholder parent so the 256-character budget counts p: too.
         value = ddstate.format_dd_member(priority, self.origin, tags, _PLACEHOLDER_PARENT)
-        self.dd_rest = value[len(_PLACEHOLDER_PARENT) + 2 :]
+        # W3C forbids a member value ending in a space, which an origin or a tag value may do
+        # (ddtrace strips it too); the Datadog headers keep them as they came.
+        self.dd_rest = value[len(_PLACEHOLDER_PARENT) + 2 :].rstrip(" ")
 
 
 _PLACEHOLDER_PARENT = "0" * 16
+_INJECT_CACHE_SIZE = 256
 _INJECT_CACHE: Dict[Tuple[Optional[str], int, bool], InjectState] = {}
 
 
@@ -181,7 +213,7 @@ def inject_state(span_context: SpanContext) -> InjectState:
     state = _INJECT_CACHE.get(key)
     if state is None:
         state = InjectState(*key)
-        if len(_INJECT_CACHE) >= _STATE_CACHE_SIZE:
+        if len(_INJECT_CACHE) >= _INJECT_CACHE_SIZE:
             _INJECT_CACHE.clear()
         _INJECT_CACHE[key] = state
     return state

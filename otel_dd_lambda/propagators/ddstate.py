@@ -125,6 +125,8 @@ def format_dd_member(
     last_parent: Optional[str] = None,
 ) -> str:
     """The value of a ``dd`` member (without ``dd=``), at most 256 characters with its key."""
+    if not tags and not last_parent and priority is not None:  # what extraction usually formats
+        return "s:%d;o:%s" % (priority, _encode_value(origin)) if origin else "s:%d" % priority
     parts = []
     if last_parent:
         parts.append("p:" + last_parent)
@@ -132,17 +134,18 @@ def format_dd_member(
         parts.append("s:%d" % priority)
     if origin:
         parts.append("o:" + _encode_value(origin))
+    if not tags:
+        return ";".join(parts)
     size = len("dd=") + len(";".join(parts))
-    if tags:
-        for key, val in tags.items():
-            if key[:6] != "_dd.p." or len(key) == 6:
-                continue
-            item = "t.%s:%s" % (_encode_key(key[6:]), _encode_value(val))
-            added = len(item) + (1 if parts else 0)
-            if size + added > MAX_MEMBER_CHARS:
-                continue  # ddtrace drops what does not fit; so do we
-            parts.append(item)
-            size += added
+    for key, val in tags.items():
+        if key[:6] != "_dd.p." or len(key) == 6:
+            continue
+        item = "t.%s:%s" % (_encode_key(key[6:]), _encode_value(val))
+        added = len(item) + (1 if parts else 0)
+        if size + added > MAX_MEMBER_CHARS:
+            continue  # ddtrace drops what does not fit; so do we
+        parts.append(item)
+        size += added
     return ";".join(parts)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from itertools import islice
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from opentelemetry.propagators.textmap import DefaultGetter, Getter, default_getter
 
@@ -80,16 +80,21 @@ def reader(carrier: Any, getter: Getter = None) -> HeaderReader:  # type: ignore
 
 
 def _dict_reader(carrier: dict) -> HeaderReader:
-    # An exact (lowercase) key is looked up directly; the carrier is lowered, once, only when a
-    # name is missing: ddtrace, OTel and HTTP/2 all write lowercase names, so often it never is.
+    # An exact (lowercase) key is looked up directly; ddtrace, OTel and HTTP/2 all write lowercase
+    # names, so often nothing else is needed. A missing name: see _lowered_keys.
     exact = carrier.get
+    index: Any = _NOT_YET
     lowered: Optional[dict] = None
 
     def read(name: str) -> Optional[str]:
-        nonlocal lowered
+        nonlocal index, lowered
         value = exact(name)
         if value is None:
             if lowered is None:
+                if index is _NOT_YET:
+                    index = _lowered_keys(carrier)
+                if index is _ALL_LOWERCASE or (index and "\n%s\n" % name not in index):
+                    return None
                 lowered = _lowered(carrier)
             value = lowered.get(name)
         if type(value) is str and len(value) <= MAX_HEADER_CHARS:  # the common case, inline
@@ -97,6 +102,73 @@ def _dict_reader(carrier: dict) -> HeaderReader:
         return _first_str(value)
 
     return read
+
+
+def trace_headers(carrier: dict, names: Tuple[str, ...]) -> Dict[str, Any]:
+    """A dict whose ``get`` returns for each of ``names`` what ``reader(carrier)`` would.
+
+    Usually the carrier itself: every value is a ``str``, all of them together within the size
+    cap, and no name missing as written may be present in another case (checked with a few
+    C-level joins, not a Python loop over the keys or values). Else a new dict of the names'
+    values. Either way the extractors read with ``dict.get`` (a C call), and test a style's key
+    header with ``in``.
+    """
+    index = _lowered_keys(carrier)
+    other_case = index is not _ALL_LOWERCASE and (not index or _spelled_otherwise(names, carrier, index))
+    if not other_case:
+        try:
+            if len("".join(carrier.values())) <= MAX_HEADER_CHARS:  # TypeError: not all str
+                return carrier
+        except TypeError:
+            pass
+    get = carrier.get
+    lowered = _lowered(carrier) if other_case else None
+    found: Dict[str, Any] = {}
+    for name in names:
+        value = get(name)
+        if value is None:
+            if lowered is None:
+                continue
+            value = lowered.get(name)
+            if value is None:
+                continue
+        if type(value) is not str or len(value) > MAX_HEADER_CHARS:
+            value = _first_str(value)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+_NOT_YET = object()
+_ALL_LOWERCASE = "\n"
+
+
+def _lowered_keys(carrier: dict) -> str:
+    """Every key of ``carrier`` lowered, each between newlines, to tell with a C-level substring
+    search that a name missing as written is in no other case either.
+
+    ``_ALL_LOWERCASE`` when lowering changes no key (the exact lookups said it all); "" when a key
+    is not a ``str`` (lower the carrier, which filters such keys). A hit, even a spurious one
+    across a newline inside a key, only means the carrier gets lowered. Lowering two dozen keys
+    into a new dict (API Gateway REST keeps the client's casing) costs more than the rest of an
+    extraction; this is one join and one lower.
+    """
+    try:
+        keys = "\n".join(carrier)
+    except Exception:
+        return ""
+    lowered = keys.lower()
+    if lowered == keys:
+        return _ALL_LOWERCASE
+    return "\n%s\n" % lowered
+
+
+def _spelled_otherwise(names: Tuple[str, ...], carrier: dict, index: str) -> bool:
+    """Whether a name missing from ``carrier`` as written may be in ``index`` (_lowered_keys)."""
+    for name in names:
+        if name not in carrier and "\n%s\n" % name in index:
+            return True
+    return False
 
 
 def _no_header(name: str) -> None:

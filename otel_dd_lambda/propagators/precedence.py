@@ -13,6 +13,7 @@ other vendors' ``tracestate`` members are kept either way.
 
 from __future__ import annotations
 
+import operator
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from opentelemetry import trace
@@ -49,7 +50,41 @@ def remote_span_context(trace_id: int, span_id: int, sampled: bool, trace_state:
     )
 
 
-if not hasattr(TraceState(), "_dict") or len(SpanContext(1, 1, False)) != 6:  # pragma: no cover
+def dd_span_context(trace_id: int, span_id: int, sampled: bool, dd_value: str) -> SpanContext:
+    """``remote_span_context`` with a trace state of the one ``dd`` member, in one call."""
+    state = _new_trace_state(TraceState)
+    state._dict = {ddstate.MEMBER_KEY: dd_value}  # type: ignore[attr-defined]
+    return _new_tuple(SpanContext, (trace_id, span_id, True, SAMPLED if sampled else NOT_SAMPLED, state, True))
+
+
+_new_trace_state = TraceState.__new__
+_new_tuple = tuple.__new__
+_new_link = Link.__new__
+
+
+def make_link(span_context: SpanContext, attributes: Optional[Dict[str, str]]) -> Link:
+    """``Link(span_context, attributes)`` without ``Link.__init__``'s two Python-level calls.
+
+    One link per batch record that carries a context: this is on the per-record path.
+    """
+    link = _new_link(Link)
+    link._context = span_context
+    link._attributes = attributes
+    return link
+
+
+_probe = Link(SpanContext(1, 1, False), {})
+if vars(_probe) != {"_context": _probe.context, "_attributes": {}}:  # pragma: no cover
+    # A future OTel with another Link layout: take the public constructor.
+
+    def make_link(span_context: SpanContext, attributes: Optional[Dict[str, str]]) -> Link:  # noqa: F811
+        return Link(span_context, attributes)
+
+
+# SpanContext is a tuple; its trace_id and span_id properties are Python-level calls.
+span_ids = operator.itemgetter(0, 1)
+
+if not hasattr(TraceState(), "_dict") or SpanContext(1, 2, False)[:] != (1, 2, False, 0, TraceState(), True):  # pragma: no cover
     # A future OTel with another layout: take the public, validating constructors.
 
     def _fast_trace_state(members: Dict[str, str]) -> TraceState:  # noqa: F811
@@ -59,6 +94,12 @@ if not hasattr(TraceState(), "_dict") or len(SpanContext(1, 1, False)) != 6:  # 
         trace_id: int, span_id: int, sampled: bool, trace_state: TraceState
     ) -> SpanContext:
         return SpanContext(trace_id, span_id, True, SAMPLED if sampled else NOT_SAMPLED, trace_state)
+
+    def dd_span_context(trace_id: int, span_id: int, sampled: bool, dd_value: str) -> SpanContext:  # noqa: F811
+        return remote_span_context(trace_id, span_id, sampled, _fast_trace_state({ddstate.MEMBER_KEY: dd_value}))
+
+    def span_ids(span_context: SpanContext) -> Tuple[int, int]:  # noqa: F811
+        return span_context.trace_id, span_context.span_id
 
 
 def trace_state_with_dd(base: Optional[TraceState], dd_value: str) -> TraceState:

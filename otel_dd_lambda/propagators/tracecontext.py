@@ -20,7 +20,7 @@ from .precedence import MAX_TRACESTATE_MEMBERS, _fast_trace_state, remote_span_c
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 
-_DELETE_LOWER_HEX = str.maketrans("", "", "0123456789abcdef")
+_LOWER_HEX_BYTES = b"0123456789abcdef"
 
 try:  # W3C's key and value grammar, as OTel's TraceState already compiled it (saves import time)
     from opentelemetry.trace.span import _KEY_PATTERN as _KEY, _VALUE_PATTERN as _VALUE
@@ -47,9 +47,11 @@ def parse_traceparent(value: Optional[str]) -> Optional[Tuple[int, int, int]]:
             return None
     if value[2] != "-" or value[35] != "-" or value[52] != "-":
         return None
-    # Deleting every lowercase hex digit must leave exactly the three dashes: one C call, and
-    # stricter than int(x, 16), which accepts "0x", "_", "+" and spaces.
-    if value[:55].translate(_DELETE_LOWER_HEX) != "---" or value[:2] == "ff":
+    # Deleting every lowercase hex digit must leave exactly the three dashes: stricter than
+    # int(x, 16), which accepts "0x", "_", "+" and spaces. bytes.translate deletes through a
+    # 256-entry table in C, several times faster than str.translate's per-character dict lookups.
+    head = value[:55]
+    if not head.isascii() or head.encode().translate(None, _LOWER_HEX_BYTES) != b"---" or value[:2] == "ff":
         return None
     trace_id = int(value[3:35], 16)
     span_id = int(value[36:52], 16)

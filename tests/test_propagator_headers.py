@@ -1,0 +1,57 @@
+"""The one-pass header readers (``trace_headers``, the dict ``reader``) against the plain rule
+they speed up: an exact lowercase key, else a lowered copy of the carrier (the last spelling
+wins), a value as ``_first_str`` makes it. Keys in every case, unicode, newlines, non-str keys."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otel_dd_lambda.propagators.headers import _first_str, reader, trace_headers
+
+NAMES = ("x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority", "x-datadog-origin",
+         "x-datadog-tags", "traceparent", "tracestate", "x-amzn-trace-id")
+
+
+def _respell(name: str, flips: Any) -> str:
+    return "".join(c.upper() if flip else c for c, flip in zip(name, flips))
+
+
+keys = st.one_of(
+    st.sampled_from(NAMES),
+    st.builds(_respell, st.sampled_from(NAMES), st.lists(st.booleans(), min_size=30, max_size=30)),
+    st.sampled_from(["Host", "X-Forwarded-For", "İx", "ΑΣ", "a\nx-datadog-origin", "x-datadog-origin\nB", ""]),
+    st.text(max_size=12),
+    st.integers(),
+)
+values = st.one_of(st.text(max_size=20), st.none(), st.integers(), st.lists(st.text(max_size=5), max_size=2),
+                   st.binary(max_size=8), st.just("9" * 9000))
+
+
+def expected(carrier: Dict[Any, Any], name: str) -> Optional[str]:
+    value = carrier.get(name)
+    if value is None:
+        lowered = {str.lower(k): v for k, v in carrier.items() if isinstance(k, str)}
+        value = lowered.get(name)
+    return _first_str(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(keys, values, max_size=10))
+def test_readers_agree_with_the_plain_rule(carrier: Dict[Any, Any]) -> None:
+    headers = trace_headers(carrier, NAMES)
+    read = reader(carrier)
+    for name in NAMES:
+        want = expected(carrier, name)
+        assert read(name) == want, name
+        assert headers.get(name) == want, name
+        assert (name in headers) == (want is not None), name
+
+
+def test_lowercase_headers_are_read_in_place() -> None:
+    carrier = {"x-datadog-trace-id": "1", "Host": "h", "traceparent": "t"}
+    assert trace_headers(carrier, NAMES) is carrier  # no copy when nothing needs converting
+    carrier["X-Amzn-Trace-Id"] = "Root=1-..."  # a name in another case: a copy with it
+    assert trace_headers(carrier, NAMES)["x-amzn-trace-id"] == "Root=1-..."
