@@ -15,7 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 import msgpack
 
-from otel_dd_lambda.exporters.mapping import Chunk, links_json
+from otel_dd_lambda.exporters.mapping import Chunk, fix_big_ints, links_json
 
 _TID = "_dd.p.tid"
 
@@ -63,6 +63,17 @@ class V04Encoder:
 
     def payloads(self, chunks: Sequence[Chunk], max_size: int) -> List[Payload]:
         """Cut ``chunks`` into bodies of at most ``max_size`` bytes."""
+        chunks = [c for c in chunks if c]
+        if not chunks:
+            return []
+        # the common case: everything fits in one body, packed in one call
+        try:
+            whole = msgpack.packb(chunks)
+        except OverflowError:  # an int attribute beyond 64 bits: mapping leaves it to us
+            fix_big_ints(chunks)
+            whole = msgpack.packb(chunks)
+        if len(whole) <= max_size:
+            return [Payload(whole, chunks, sum(len(c) for c in chunks))]
         packb = self.pack_chunk
         pieces: List[Tuple[bytes, Chunk]] = []
         pending = list(chunks)
@@ -153,7 +164,11 @@ class V05Encoder(V04Encoder):
                     ]
                 )
             traces.append(trace)
-        return msgpack.packb([list(table), traces])
+        try:
+            return msgpack.packb([list(table), traces])
+        except OverflowError:
+            fix_big_ints(list(chunks))
+            return self.encode(chunks)
 
     def payloads(self, chunks: Sequence[Chunk], max_size: int) -> List[Payload]:
         # The string table is shared by the whole body, so sizes do not add up: halve until fit.

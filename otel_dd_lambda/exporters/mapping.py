@@ -11,9 +11,10 @@ Datadog through this exporter or through an OTel collector / the agent's OTLP re
 * resource: ``resource.name``, else ``<method> <route>``, messaging operation + destination, rpc
   method + service, the database statement, else the span name
 * type: ``span.type``, else ``web`` (SERVER), ``http`` / database kind (CLIENT), ``custom``
-* string/bool/sequence attributes -> ``meta``; numbers -> ``metrics``; resource attributes are
-  copied to every span as the agent does; plus ``span.kind``, ``otel.status_code``,
-  ``otel.scope.name``/``version``, ``env``, ``version``.
+* string/bool/sequence attributes -> ``meta``; numbers -> ``metrics``; plus ``span.kind``,
+  ``otel.status_code``, ``otel.scope.name``/``version``, ``env``, ``version`` on every span.
+  Resource attributes (as string tags, like the agent) and ``otel.trace_id`` go on the first span
+  and the local roots of each chunk, as ddtrace does with process-level tags.
 
 The Lambda invocation span (the one carrying ``faas.invocation_id``) follows Datadog's
 serverless conventions: ``aws.lambda`` / ``serverless`` / resource = function name, with
@@ -29,12 +30,18 @@ without semantic-convention keys goes through a fast path of a few dict operatio
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
+from opentelemetry.sdk import trace as _sdk_trace
+from opentelemetry.sdk.util import BoundedList as _BoundedList
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
+
+logger = logging.getLogger(__name__)
 
 DDSpan = Dict[str, Any]
 Chunk = List[DDSpan]
@@ -54,6 +61,14 @@ _KIND_NAMES = {
 }
 _STATUS_NAMES = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
 _ERROR = StatusCode.ERROR
+_NOTHING = object()
+# SDK classes whose fields are read directly (exact types: a subclass may override properties)
+_SDK_SPAN_TYPES = frozenset(
+    t for t in (getattr(_sdk_trace, "ReadableSpan", None), getattr(_sdk_trace, "_Span", None),
+                getattr(_sdk_trace, "Span", None)) if isinstance(t, type)
+)
+# attributes that set span fields and are not repeated as tags (as in Datadog's OTLP ingest)
+_DD_CONVENTION_KEYS = frozenset(("service.name", "operation.name", "resource.name", "span.type"))
 _SERVER = SpanKind.SERVER
 _CLIENT = SpanKind.CLIENT
 
@@ -87,6 +102,9 @@ _SEMANTIC_KEYS = frozenset(
         "graphql.operation.name",
     )
 )
+
+# a span holding none of these (and whose resource holds no semantic key) takes the fast path
+_SPECIAL_KEYS = _SEMANTIC_KEYS | frozenset(("service.name", "faas.invocation_id"))
 
 _SQL_SYSTEMS = frozenset(
     (
@@ -133,11 +151,25 @@ def _plain_dict(attributes: Any) -> Mapping[str, Any]:
         return {}
 
 
-def _span_attributes(span: Any) -> Mapping[str, Any]:
-    raw = getattr(span, "_attributes", None)
-    if raw is None and not hasattr(span, "_attributes"):
-        raw = span.attributes
-    return _plain_dict(raw)
+def fix_big_ints(chunks: List[Chunk]) -> None:
+    """Turn metrics ints outside int64/uint64 (which msgpack refuses) into floats, in place."""
+    for chunk in chunks:
+        for span in chunk:
+            metrics = span.get("metrics")
+            if metrics:
+                for key, value in metrics.items():
+                    if type(value) is int and not _INT_MIN <= value <= _INT_MAX:
+                        metrics[key] = float(value)
+
+
+def _add_chunk_meta(dd_span: DDSpan, chunk_meta: Dict[str, str], full_id: str) -> None:
+    """Resource tags (below the span's own) and otel.trace_id on a chunk head or local root."""
+    meta = dd_span["meta"]
+    if chunk_meta:
+        merged = chunk_meta.copy()
+        merged.update(meta)  # the span's own tags win
+        dd_span["meta"] = meta = merged
+    meta["otel.trace_id"] = full_id
 
 
 def _to_str(value: Any) -> str:
@@ -154,34 +186,24 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
-def _fill(meta: Dict[str, str], metrics: Dict[str, Any], attributes: Mapping[str, Any]) -> None:
-    """Split attributes into meta (strings) and metrics (numbers)."""
-    for key, value in attributes.items():
-        kind = type(value)
-        if kind is str:
-            meta[key] = value
-        elif kind is float:
-            if value - value == 0.0:  # drops NaN and +-inf, which the agent rejects
-                metrics[key] = value
-        elif kind is int:
-            # msgpack cannot pack ints outside int64/uint64
-            metrics[key] = value if _INT_MIN <= value <= _INT_MAX else float(value)
-        else:
-            meta[key] = _to_str(value)
-
-
 class _ResourceInfo:
     """What a span takes from its resource; computed once per Resource object."""
 
-    __slots__ = ("resource", "service", "meta", "metrics", "semantic", "faas_name", "function_arn")
+    __slots__ = ("resource", "service", "meta", "chunk_meta", "metrics", "semantic", "faas_name",
+                 "function_arn")
 
     def __init__(self, resource: Any, default_service: Optional[str], env: Optional[str],
                  version: Optional[str]) -> None:
         self.resource = resource  # keeps the object alive so its id() stays unique in the cache
         attributes = _plain_dict(getattr(resource, "attributes", None))
-        meta: Dict[str, str] = {}
+        # as the agent does: every resource attribute as a string tag, except the Datadog
+        # conventions (service.name, ...) that become span fields
+        meta: Dict[str, str] = {
+            k: (v if type(v) is str else _to_str(v))
+            for k, v in attributes.items()
+            if k not in _DD_CONVENTION_KEYS
+        }
         metrics: Dict[str, Any] = {}
-        _fill(meta, metrics, attributes)
         service = attributes.get("service.name")
         service = service if type(service) is str and service else None
         faas_name = attributes.get("faas.name")
@@ -201,7 +223,12 @@ class _ResourceInfo:
             meta["version"] = version_value
         arn = attributes.get("cloud.resource_id")
         self.function_arn = arn if type(arn) is str and arn else None
-        self.meta = meta
+        # Every span gets env and version; the other resource attributes describe the process
+        # (telemetry.sdk.*, cloud.*, faas.*, host.*...) and go on the first span and the local
+        # roots of each chunk, as ddtrace does with process tags and datadog_lambda with the
+        # function tags: a third of the payload and of the mapping time otherwise.
+        self.meta = {k: meta.pop(k) for k in ("env", "version") if k in meta}
+        self.chunk_meta = meta
         self.metrics = metrics
         # only the semantic keys of the resource, so span lookups can skip it when empty
         self.semantic = {k: v for k, v in attributes.items() if k in _SEMANTIC_KEYS}
@@ -224,6 +251,9 @@ class SpanMapper:
         self._resources: Dict[int, _ResourceInfo] = {}
         self._scopes: Dict[int, Tuple[Any, Dict[str, str]]] = {}
         self._states: Dict[str, Optional[DDState]] = {}
+        self._bases: Dict[Tuple[int, int, int, int], _Base] = {}
+        self._last: Tuple[Any, ...] = (_NOTHING, _NOTHING, _NOTHING, _NOTHING, None)
+        self.unmappable = 0  # spans that could not be read (dropped, logged once)
 
     # ------------------------------------------------------------ caches
 
@@ -267,40 +297,67 @@ class SpanMapper:
 
     # ------------------------------------------------------------ mapping
 
+    def _base(self, resource_obj: Any, scope: Any, kind: Any, status_code: Any) -> "_Base":
+        """Everything a span shares with its (resource, scope, kind, status) siblings, built once.
+
+        Keyed by ids: the enum members are singletons, and the entry keeps the resource and
+        scope alive and checks them by identity, so an id is never mistaken for a reused one.
+        """
+        key = (id(resource_obj), id(scope), id(kind), id(status_code))
+        base = self._bases.get(key)
+        if base is None or base.resource_obj is not resource_obj or base.scope is not scope:
+            if len(self._bases) > 512:
+                self._bases.clear()
+            base = self._bases[key] = _Base(
+                resource_obj, scope, self._resource_info(resource_obj), self._scope_meta(scope),
+                kind, status_code)
+        return base
+
     def map_chunks(self, spans: Sequence[Any]) -> List[Chunk]:
         """Map spans and group them into trace chunks (one per trace id, in arrival order)."""
         chunks: Dict[int, Chunk] = {}
-        roots: Dict[int, List[Tuple[DDSpan, Any]]] = {}
-        map_span = self.map_span
+        heads: Dict[int, _Base] = {}  # the base of each chunk's first span
+        roots: Dict[int, List[Tuple[DDSpan, Any, _Base]]] = {}
+        map_span = self._map_span
         for span in spans:
             try:
-                dd_span = map_span(span)
+                dd_span, trace_id, is_root, base = map_span(span)
             except Exception:  # one malformed span must not lose the others
+                self.unmappable += 1
+                if self.unmappable == 1:
+                    logger.warning("could not map a span to Datadog's format: dropped", exc_info=True)
                 continue
-            trace_id = span.context.trace_id
             chunk = chunks.get(trace_id)
             if chunk is None:
-                chunk = chunks[trace_id] = []
-            chunk.append(dd_span)
-            parent = span.parent
-            if parent is None or parent.is_remote:
+                chunks[trace_id] = [dd_span]
+                heads[trace_id] = base
+            else:
+                chunk.append(dd_span)
+            if is_root:
                 root_list = roots.get(trace_id)
                 if root_list is None:
-                    root_list = roots[trace_id] = []
-                root_list.append((dd_span, span))
+                    roots[trace_id] = [(dd_span, span, base)]
+                else:
+                    root_list.append((dd_span, span, base))
         for trace_id, chunk in chunks.items():
-            self._tag_chunk(trace_id, chunk, roots.get(trace_id))
+            self._tag_chunk(trace_id, chunk, heads[trace_id], roots.get(trace_id))
         return list(chunks.values())
 
-    def _tag_chunk(self, trace_id: int, chunk: Chunk, roots: Optional[List[Tuple[DDSpan, Any]]]) -> None:
+    def _tag_chunk(self, trace_id: int, chunk: Chunk, head_base: "_Base",
+                   roots: Optional[List[Tuple[DDSpan, Any, "_Base"]]]) -> None:
+        full_id = "%032x" % trace_id  # the agent's otel.trace_id: the whole 128-bit id
+        head = chunk[0]
+        _add_chunk_meta(head, head_base.chunk_meta, full_id)
         high = trace_id >> 64
         if high:
-            chunk[0]["meta"]["_dd.p.tid"] = "%016x" % high
+            head["meta"]["_dd.p.tid"] = "%016x" % high
         if not roots:
             # a partial chunk (the root has not ended yet): like ddtrace, tag its first span
-            roots = [(chunk[0], None)]
+            roots = [(head, None, head_base)]
         origin = None
-        for dd_span, span in roots:
+        for dd_span, span, base in roots:
+            if dd_span is not head:
+                _add_chunk_meta(dd_span, base.chunk_meta, full_id)
             context = span.context if span is not None else None
             state = self._dd_state(context.trace_state) if context is not None else None
             sampled = bool(context.trace_flags & 1) if context is not None else True
@@ -322,68 +379,90 @@ class SpanMapper:
                 dd_span["meta"].setdefault("_dd.origin", origin)
 
     def map_span(self, span: Any) -> DDSpan:
-        context = span.context
-        parent = span.parent
-        resource = self._resource_info(span.resource)
-        attributes = _span_attributes(span)
+        """One span alone (no chunk-level tags)."""
+        return self._map_span(span)[0]
 
-        meta = resource.meta.copy()
-        meta.update(self._scope_meta(span.instrumentation_scope))
-        metrics = resource.metrics.copy() if resource.metrics else {}
-        _fill(meta, metrics, attributes)
-
-        kind = span.kind
-        meta["span.kind"] = _KIND_NAMES.get(kind, "internal")
-        status = span.status
-        status_code = status.status_code
-        meta["otel.status_code"] = _STATUS_NAMES.get(status_code, "Unset")
-
-        name = span.name
-        service = attributes.get("service.name")
-        if type(service) is not str or not service:
-            service = resource.service
-
-        semantic = resource.semantic
-        if semantic or not _SEMANTIC_KEYS.isdisjoint(attributes):
-            lookup = semantic.copy() if semantic else {}
-            for key in _SEMANTIC_KEYS.intersection(attributes):
-                lookup[key] = attributes[key]
-            op_name = _operation_name(kind, lookup)
-            dd_resource = _resource_name(name, kind, lookup)
-            span_type = _span_type(kind, lookup)
+    def _map_span(self, span: Any) -> Tuple[DDSpan, int, bool, "_Base"]:
+        """The Datadog span, its full trace id, whether it is a local root, and its base."""
+        if type(span) in _SDK_SPAN_TYPES:
+            # an SDK span: read its fields directly, the properties cost ~50 ns each (and
+            # .attributes wraps the dict in a MappingProxyType that is slow to iterate);
+            # SpanContext is a tuple (trace_id, span_id, is_remote, flags, state, valid)
+            fields = span.__dict__
+            context = fields["_context"]
+            parent = fields["_parent"]
+            name = fields["_name"]
+            kind = fields["_kind"]
+            status = fields["_status"]
+            start = fields["_start_time"] or 0
+            end = fields["_end_time"] or start
+            raw = fields["_attributes"]
+            events = fields["_events"]
+            links = fields["_links"]
+            resource_obj = fields["_resource"]
+            scope = fields["_instrumentation_scope"]
         else:
-            op_name = _KIND_OPERATION[kind] if kind in _KIND_OPERATION else "internal"
-            dd_resource = name
-            span_type = "http" if kind is _CLIENT else ("web" if kind is _SERVER else "custom")
+            context = span.context
+            parent = span.parent
+            name = span.name
+            kind = span.kind
+            status = span.status
+            start = span.start_time or 0
+            end = span.end_time or start
+            raw = span.attributes
+            events = span.events
+            links = span.links
+            resource_obj = span.resource
+            scope = span.instrumentation_scope
+        if type(raw) is _BoundedAttributes:
+            attributes = raw._dict
+        else:
+            attributes = raw if type(raw) is dict else _plain_dict(raw)
+        status_code = status.status_code
+        last = self._last  # consecutive spans nearly always share resource, scope, kind, status
+        base = last[4]
+        if last[0] is not resource_obj or last[1] is not scope or last[2] is not kind \
+                or last[3] is not status_code:
+            base = self._base(resource_obj, scope, kind, status_code)
+            self._last = (resource_obj, scope, kind, status_code, base)  # one atomic store
 
-        if "faas.invocation_id" in attributes:
-            # Datadog's serverless conventions for the invocation span
-            if "operation.name" not in attributes:
-                op_name = "aws.lambda"
-            if "span.type" not in attributes:
-                span_type = "serverless"
-            if "resource.name" not in attributes:
-                dd_resource = _to_str(attributes.get("faas.name") or resource.faas_name or service)
-            meta.setdefault("_dd.origin", "lambda")
-            meta["request_id"] = _to_str(attributes["faas.invocation_id"])
-            if "cold_start" not in meta:
-                cold = attributes.get("faas.coldstart")
-                if cold is not None:
-                    meta["cold_start"] = "true" if cold is True or cold == "true" else "false"
-            if "function_arn" not in meta:
-                arn = attributes.get("cloud.resource_id") or resource.function_arn
-                if arn:
-                    meta["function_arn"] = _to_str(arn)
+        meta = base.meta.copy()
+        metrics = base.metrics.copy() if base.metrics else {}
+        for key, value in attributes.items():  # strings to meta, numbers to metrics: the hot loop
+            vtype = type(value)
+            if vtype is str:
+                meta[key] = value
+            elif vtype is int:
+                metrics[key] = value  # ints beyond 64 bits are fixed by the encoder if ever met
+            elif vtype is float:
+                if value - value == 0.0:  # drops NaN and +-inf, which the agent rejects
+                    metrics[key] = value
+            else:
+                meta[key] = _to_str(value)
+
+        if base.semantic or not _SPECIAL_KEYS.isdisjoint(attributes):
+            dd_resource, op_name, span_type, service = self._special(
+                attributes, meta, metrics, base, kind, name)
+        else:  # the common span: nothing in it changes name, resource, type or service
+            service = base.service
+            op_name = base.op_name
+            dd_resource = name
+            span_type = base.span_type
 
         if len(dd_resource) > MAX_RESOURCE_LEN:
             dd_resource = dd_resource[:MAX_RESOURCE_LEN] + "..."
 
-        start = span.start_time or 0
-        end = span.end_time or start
+        trace_id = context[0]
+        if parent is None:
+            parent_id = 0
+            is_root = True
+        else:
+            parent_id = parent[1]
+            is_root = parent[2]  # a remote parent: this span is the local root
         dd_span: DDSpan = {
-            "trace_id": context.trace_id & _LOW64,
-            "span_id": context.span_id,
-            "parent_id": parent.span_id if parent is not None else 0,
+            "trace_id": trace_id & _LOW64,
+            "span_id": context[1],
+            "parent_id": parent_id,
             "start": start,
             "duration": end - start if end > start else 0,
             "error": 0,
@@ -395,22 +474,106 @@ class SpanMapper:
             "metrics": metrics,
         }
 
-        events = span._events if hasattr(span, "_events") else span.events
-        if status_code is _ERROR:
+        if events.__class__ is _BoundedList:  # its len() is Python-level; the deque's is not
+            events = events._dq
+        if status_code is _ERROR:  # (OTel keeps a description only on ERROR)
             dd_span["error"] = 1
-            _error_tags(meta, status.description, events)
-        elif status.description:
-            meta["otel.status_description"] = status.description
+            if status.description:
+                meta["otel.status_description"] = status.description
+            _error_tags(meta, status.description, events or ())
         if events:
+            for event in events:
+                if event.name == "exception":
+                    meta["_dd.span_events.has_exception"] = "true"
+                    break
             if self.native_span_events:
                 dd_span["span_events"] = [_native_event(e) for e in events]
             else:
                 meta["events"] = _events_json(events)
 
-        links = span._links if hasattr(span, "_links") else span.links
+        if links.__class__ is _BoundedList:
+            links = links._dq
         if links:
             dd_span["span_links"] = [_link(link) for link in links]
-        return dd_span
+        return dd_span, trace_id, is_root, base
+
+    @staticmethod
+    def _special(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
+                 base: "_Base", kind: Any, name: str) -> Tuple[str, str, str, str]:
+        """Name, resource, type and service of a span carrying convention attributes."""
+        service = attributes.get("service.name")
+        if type(service) is str:
+            meta.pop("service.name", None)  # it is the span's service, not a tag
+        elif service is not None:
+            metrics.pop("service.name", None)
+        if type(service) is not str or not service:
+            service = base.service
+
+        semantic = base.semantic
+        if semantic or not _SEMANTIC_KEYS.isdisjoint(attributes):
+            lookup = semantic.copy() if semantic else {}
+            for key in _SEMANTIC_KEYS.intersection(attributes):
+                lookup[key] = attributes[key]
+                if key in _DD_CONVENTION_KEYS:
+                    meta.pop(key, None)
+            code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
+            if code is not None and "http.status_code" not in metrics:
+                try:
+                    metrics["http.status_code"] = float(code)
+                except (TypeError, ValueError):
+                    pass
+            op_name = _operation_name(kind, lookup)
+            dd_resource = _resource_name(name, kind, lookup)
+            span_type = _span_type(kind, lookup)
+        else:
+            op_name = base.op_name
+            dd_resource = name
+            span_type = base.span_type
+
+        if "faas.invocation_id" in attributes:
+            # Datadog's serverless conventions for the invocation span
+            if "operation.name" not in attributes:
+                op_name = "aws.lambda"
+            if "span.type" not in attributes:
+                span_type = "serverless"
+            if "resource.name" not in attributes:
+                dd_resource = _to_str(attributes.get("faas.name") or base.faas_name or service)
+            meta.setdefault("_dd.origin", "lambda")
+            meta["request_id"] = _to_str(attributes["faas.invocation_id"])
+            if "cold_start" not in meta:
+                cold = attributes.get("faas.coldstart")
+                if cold is not None:
+                    meta["cold_start"] = "true" if cold is True or cold == "true" else "false"
+            if "function_arn" not in meta:
+                arn = attributes.get("cloud.resource_id") or base.function_arn
+                if arn:
+                    meta["function_arn"] = _to_str(arn)
+
+        return dd_resource, op_name, span_type, service
+
+
+class _Base:
+    __slots__ = ("resource_obj", "scope", "meta", "metrics", "service", "semantic", "faas_name",
+                 "function_arn", "op_name", "span_type", "chunk_meta")
+
+    def __init__(self, resource_obj: Any, scope: Any, info: _ResourceInfo, scope_meta: Dict[str, str],
+                 kind: Any, status_code: Any) -> None:
+        self.resource_obj = resource_obj
+        self.scope = scope
+        meta = dict(info.meta)
+        meta.update(scope_meta)
+        meta["span.kind"] = _KIND_NAMES.get(kind, "internal")
+        meta["otel.status_code"] = _STATUS_NAMES.get(status_code, "Unset")
+        self.meta = meta
+        self.chunk_meta = info.chunk_meta
+        self.metrics = info.metrics
+        self.service = info.service
+        self.semantic = info.semantic
+        self.faas_name = info.faas_name
+        self.function_arn = info.function_arn
+        # what a span without semantic-convention keys gets
+        self.op_name = _KIND_OPERATION.get(kind, "internal")
+        self.span_type = "http" if kind is _CLIENT else ("web" if kind is _SERVER else "custom")
 
 
 _KIND_OPERATION = {
