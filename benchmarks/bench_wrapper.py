@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_import import import_cost_ms  # noqa: E402
 
-SAMPLES = "/work/shared/event_samples"
+SAMPLES = os.environ.get("EVENT_SAMPLES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "event_samples")
 
 CHILD = r'''
 import json, os, sys, time, statistics

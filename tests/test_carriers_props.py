@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from otel_dd_lambda import extract_context, inject
 from otel_dd_lambda.carriers import common
+from tests.support.samples import SAMPLES as SAMPLES_DIR
 
 SC = SpanContext(0x6548F5B2000000001234567890ABCDEF, 0x1122334455667788, False, TraceFlags(1))
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -111,7 +112,7 @@ def test_limits_leave_target_untouched():
 
 # ---------------------------------------------------------------- hostile events
 
-SAMPLES = [json.loads(p.read_text()) for p in sorted(Path("/work/shared/event_samples").rglob("*.json")) if p.name != "manifest.json"]
+SAMPLES = [json.loads(p.read_text()) for p in sorted(SAMPLES_DIR.rglob("*.json")) if p.name != "manifest.json"]
 junk = st.one_of(json_values, st.text(max_size=2000), st.binary(max_size=50), st.just("x" * 100_000),
                  st.just("eyJfZGF0YWRvZyI6"), st.just(float("nan")), st.just(10**40), st.just(-1))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from otel_dd_lambda.cli import main
+from tests.support.samples import SAMPLES as SAMPLES_DIR
 
-SAMPLES = "/work/shared/event_samples/"
+SAMPLES = str(SAMPLES_DIR) + "/"
 
 
 def test_inspect_sqs_batch(capsys, monkeypatch):

@@ -13,8 +13,9 @@ import pytest
 from otel_dd_lambda import extract_context, ids
 from otel_dd_lambda.propagators import ddstate
 from tests.support.reference import reference_extract
+from tests.support.samples import SAMPLES as SAMPLES_DIR
 
-SAMPLES = Path("/work/shared/event_samples")
+SAMPLES = SAMPLES_DIR
 MANIFEST = json.loads((SAMPLES / "manifest.json").read_text())["events"]
 # Where the reference reads an X-Ray header (AWSTraceHeader): we keep all 128 bits in OTel.
 XRAY_DERIVED = {"sqs-java-upstream.json", "sns-sqs-java-upstream.json"}

@@ -12,8 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_dd_lambda.exporters.processor import LambdaSpanProcessor
 from otel_dd_lambda.ids import DatadogXRayIdGenerator
+from tests.support.samples import SAMPLES as SAMPLES_DIR
 
-SAMPLES = "/work/shared/event_samples"
+SAMPLES = str(SAMPLES_DIR)
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:My-Func:prod"
 
 
