@@ -8,7 +8,7 @@ seen; nothing here is read at import time.
 from __future__ import annotations
 
 import os
-from typing import List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 # Style names of the composite propagator, in Datadog's default precedence.
 DATADOG = "datadog"
@@ -197,3 +197,78 @@ def span_link_limit(environ: Optional[Mapping[str, str]] = None) -> int:
         return max(0, int(value)) if value else 128
     except ValueError:
         return 128
+
+
+# ---------------------------------------------------------------- the Lambda runtime
+
+
+def in_lambda(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """True inside a Lambda execution environment (``AWS_LAMBDA_FUNCTION_NAME`` is set)."""
+    return bool(_env(environ).get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def function_name(environ: Optional[Mapping[str, str]] = None) -> str:
+    return _env(environ).get("AWS_LAMBDA_FUNCTION_NAME", "")
+
+
+def region(environ: Optional[Mapping[str, str]] = None) -> str:
+    env = _env(environ)
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+
+
+def lambda_trace_header(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """Lambda's ``_X_AMZN_TRACE_ID``, set anew for each invocation (so never cached)."""
+    return _env(environ).get("_X_AMZN_TRACE_ID") or None
+
+
+def xray_daemon_address(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    return _env(environ).get("AWS_XRAY_DAEMON_ADDRESS") or None
+
+
+def env_fingerprint(names: Tuple[str, ...]) -> Callable[[], Tuple[Any, ...]]:
+    """A function returning the current values of ``names``, for settings that are cached and
+    rebuilt only when one of their variables changes (checked on every event, so it is cheap).
+
+    CPython keeps ``os.environ`` in a bytes-keyed dict that assignments update: reading it
+    directly is live and skips two codec calls per name.
+    """
+    data = getattr(os.environ, "_data", None)
+    if os.name == "posix" and type(data) is dict:
+        keys = tuple(name.encode() for name in names)
+        get = data.get
+        return lambda: tuple(map(get, keys))
+    return lambda: tuple(map(os.environ.get, names))  # pragma: no cover
+
+
+# ---------------------------------------------------------------- the exporter
+
+EXPORT_MODE_ENV = "OTEL_DD_LAMBDA_EXPORT_MODE"  # agent | log | auto
+
+
+class ExporterSettings:
+    """What ``DatadogSpanExporter`` and its processor read from the environment."""
+
+    __slots__ = (
+        "export_mode", "flush_to_log", "in_lambda", "agent_url", "agent_host", "agent_port",
+        "native_span_events", "service", "env", "version", "max_queue_size",
+    )
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        env = _env(environ)
+        self.export_mode: str = (env.get(EXPORT_MODE_ENV) or "auto").strip().lower()
+        # DD_FLUSH_TO_LOG=true: datadog_lambda's switch for "write spans to the logs".
+        self.flush_to_log: bool = env_flag("DD_FLUSH_TO_LOG", False, env)
+        self.in_lambda: bool = in_lambda(env)
+        self.agent_url: Optional[str] = env.get("DD_TRACE_AGENT_URL") or None
+        self.agent_host: Optional[str] = env.get("DD_AGENT_HOST") or None
+        self.agent_port: Optional[str] = env.get("DD_TRACE_AGENT_PORT") or None
+        self.native_span_events: bool = env_flag("DD_TRACE_NATIVE_SPAN_EVENTS", False, env)
+        self.service: Optional[str] = env.get("DD_SERVICE") or None
+        self.env: Optional[str] = env.get("DD_ENV") or None
+        self.version: Optional[str] = env.get("DD_VERSION") or None
+        queue = env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048, env)
+        self.max_queue_size: int = queue if queue > 0 else 2048
+
+
+def exporter_settings(environ: Optional[Mapping[str, str]] = None) -> ExporterSettings:
+    return ExporterSettings(environ)

@@ -11,7 +11,6 @@ links only. Trigger tags and the event time are computed only when read. Never r
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -111,16 +110,7 @@ _ENV_NAMES = (
 )
 
 
-def _env_reader():
-    # CPython keeps os.environ in a bytes-keyed dict that os.environ[...] = ... updates: reading
-    # it directly is live and skips two codec calls per name (6 names, on every event).
-    data = getattr(os.environ, "_data", None)
-    if os.name == "posix" and type(data) is dict:
-        return data.get, tuple(name.encode() for name in _ENV_NAMES)
-    return os.environ.get, _ENV_NAMES  # pragma: no cover
-
-
-_env_get, _env_keys = _env_reader()
+_env_key = config.env_fingerprint(_ENV_NAMES)
 
 
 class _Settings:
@@ -144,7 +134,7 @@ _settings_cache: Optional[_Settings] = None
 
 def _settings() -> _Settings:
     global _settings_cache
-    key = tuple(map(_env_get, _env_keys))
+    key = _env_key()
     current = _settings_cache
     if current is None or current.key != key:
         current = _settings_cache = _Settings(key)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from collections import Counter
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -41,12 +40,7 @@ SKIPPED: Counter = Counter()  # reason -> injections skipped in this process
 _logged = set()
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 _ENV_NAMES = ("DD_TRACE_PROPAGATION_STYLE_INJECT", "DD_TRACE_PROPAGATION_STYLE", "OTEL_PROPAGATORS")
-_environ_data = getattr(os.environ, "_data", None)
-if os.name == "posix" and type(_environ_data) is dict:
-    # Live, and without os.environ's two codec calls per name (this runs on every message).
-    _env_key = lambda _get=_environ_data.get, _keys=tuple(n.encode() for n in _ENV_NAMES): tuple(map(_get, _keys))  # noqa: E731
-else:  # pragma: no cover
-    _env_key = lambda: tuple(map(os.environ.get, _ENV_NAMES))  # noqa: E731
+_env_key = config.env_fingerprint(_ENV_NAMES)
 
 
 def _skip(kind: str, reason: str) -> bool:

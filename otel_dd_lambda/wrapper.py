@@ -20,7 +20,6 @@ invocation span. With ``DD_TRACE_ENABLED=false`` the handler is returned unchang
 from __future__ import annotations
 
 import logging
-import os
 import time
 from functools import update_wrapper
 from typing import Any, Callable, Optional
@@ -194,7 +193,7 @@ class _Instrumentation:
         """Apply DD_MERGE_XRAY_TRACES: Lambda's segment as the parent of an event without one, and
         the ``datadog-metadata`` subsegment; without it, never parent on Lambda's own segment."""
         settings = self.settings
-        header = os.environ.get("_X_AMZN_TRACE_ID")  # Lambda sets it anew for each invocation
+        header = config.lambda_trace_header()  # Lambda sets it anew for each invocation
         parent = trace.get_current_span(parent_ctx).get_span_context()
         if not header:
             return parent_ctx

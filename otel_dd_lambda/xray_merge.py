@@ -13,12 +13,11 @@ Two halves:
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from typing import Optional, Tuple
 
-from . import ids
+from . import config, ids
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ def xray_parent(header: Optional[str] = None):
     """The span context of Lambda's X-Ray segment, or None (absent, malformed or unsampled)."""
     from .propagators import xray
 
-    return xray.lambda_span_context(header if header is not None else os.environ.get("_X_AMZN_TRACE_ID"))
+    return xray.lambda_span_context(header if header is not None else config.lambda_trace_header())
 
 
 def build_datagram(
@@ -127,7 +126,7 @@ def send_metadata_subsegment(
     invocation's parent). True when a datagram left; never raises, never blocks."""
     global _socket, _socket_address
     try:
-        target = parse_daemon_address(address if address is not None else os.environ.get("AWS_XRAY_DAEMON_ADDRESS"))
+        target = parse_daemon_address(address if address is not None else config.xray_daemon_address())
         if target is None or span_context is None or not span_context.is_valid:
             return False
         from .propagators import ddstate
@@ -135,7 +134,7 @@ def send_metadata_subsegment(
         sampled = bool(span_context.trace_flags & 1)
         state = ddstate.parse_dd_member(span_context.trace_state.get(ddstate.MEMBER_KEY))
         data = build_datagram(
-            header if header is not None else os.environ.get("_X_AMZN_TRACE_ID"),
+            header if header is not None else config.lambda_trace_header(),
             ids.dd_trace_id(span_context.trace_id),
             span_context.span_id,
             ddstate.sampling_priority(sampled, state),

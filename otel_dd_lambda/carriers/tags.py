@@ -7,9 +7,9 @@ account (``lambda_context.invoked_function_arn``, else ``AWS_REGION``). Built on
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Optional
 
+from ..config import function_name, region
 from . import detect, http, stepfunctions
 from .common import first_record, logger
 
@@ -26,8 +26,7 @@ def _function_arn_parts(lambda_context: Any):
     arn = getattr(lambda_context, "invoked_function_arn", None) if lambda_context is not None else None
     if type(arn) is str and arn.count(":") >= 4:
         return arn.split(":")
-    return ["arn", "aws", "lambda", os.environ.get("AWS_REGION", ""), "", "function",
-            os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")]
+    return ["arn", "aws", "lambda", region(), "", "function", function_name()]
 
 
 def _s(value: Any) -> Optional[str]:

@@ -59,6 +59,7 @@ from otel_dd_lambda.exporters.transport import (
     parse_response_rates,
     resolve_endpoint,
 )
+from otel_dd_lambda import config
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +88,16 @@ def _tracer_version() -> str:
 
 def resolve_mode(mode: Optional[str], agent_url: Optional[str]) -> str:
     """``agent`` or ``log`` (see the module docstring)."""
-    chosen = (mode or os.environ.get(MODE_ENV) or "auto").strip().lower()
+    settings = config.exporter_settings()
+    chosen = (mode or settings.export_mode).strip().lower()
     if chosen in ("agent", "log"):
         return chosen
-    if os.environ.get("DD_FLUSH_TO_LOG", "").strip().lower() in ("1", "true", "yes", "on"):
+    if settings.flush_to_log:
         return "log"  # datadog_lambda's switch for "write to the logs, no extension"
     if chosen != "auto":
         logger.warning("unknown export mode %r, using auto", chosen)
-    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-    agent_configured = bool(
-        agent_url or os.environ.get("DD_TRACE_AGENT_URL") or os.environ.get("DD_AGENT_HOST")
-    )
-    if in_lambda and not agent_configured and not os.path.exists(EXTENSION_PATH):
+    agent_configured = bool(agent_url or settings.agent_url or settings.agent_host)
+    if settings.in_lambda and not agent_configured and not os.path.exists(EXTENSION_PATH):
         return "log"
     return "agent"
 
@@ -133,8 +132,7 @@ class DatadogSpanExporter(SpanExporter):
         self.api_version = api_version
         self._encoder = V05Encoder() if api_version == "v0.5" else V04Encoder()
         if native_span_events is None:
-            native_span_events = os.environ.get("DD_TRACE_NATIVE_SPAN_EVENTS", "").lower() in (
-                "1", "true")
+            native_span_events = config.exporter_settings().native_span_events
         # native span events only exist in v0.4; elsewhere they travel as the "events" tag
         native = bool(native_span_events) and api_version == "v0.4" and self.mode == "agent"
         self._mapper = SpanMapper(service=service, env=env, version=version, native_span_events=native)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
@@ -40,6 +39,7 @@ from opentelemetry.sdk.util import BoundedList as _BoundedList
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
+from otel_dd_lambda import config
 
 logger = logging.getLogger(__name__)
 
@@ -244,9 +244,10 @@ class SpanMapper:
         version: Optional[str] = None,
         native_span_events: bool = False,
     ) -> None:
-        self._service = service or os.environ.get("DD_SERVICE") or None
-        self._env = env or os.environ.get("DD_ENV") or None
-        self._version = version or os.environ.get("DD_VERSION") or None
+        settings = config.exporter_settings()
+        self._service = service or settings.service
+        self._env = env or settings.env
+        self._version = version or settings.version
         self.native_span_events = native_span_events
         self._resources: Dict[int, _ResourceInfo] = {}
         self._scopes: Dict[int, Tuple[Any, Dict[str, str]]] = {}

@@ -13,6 +13,8 @@ import socket
 from typing import Dict, NamedTuple, Optional, Union
 from urllib.parse import unquote, urlsplit
 
+from otel_dd_lambda import config
+
 DEFAULT_URL = "http://127.0.0.1:8126"
 
 
@@ -48,13 +50,14 @@ def parse_agent_url(url: str) -> Optional[Endpoint]:
 
 def resolve_endpoint(agent_url: Optional[str] = None) -> Endpoint:
     """``agent_url``, else ``DD_TRACE_AGENT_URL``, else ``DD_AGENT_HOST``+``DD_TRACE_AGENT_PORT``."""
-    for candidate in (agent_url, os.environ.get("DD_TRACE_AGENT_URL")):
+    settings = config.exporter_settings()
+    for candidate in (agent_url, settings.agent_url):
         if candidate:
             endpoint = parse_agent_url(candidate)
             if endpoint is not None:
                 return endpoint
-    host = os.environ.get("DD_AGENT_HOST") or "127.0.0.1"
-    port_text = os.environ.get("DD_TRACE_AGENT_PORT") or "8126"
+    host = settings.agent_host or "127.0.0.1"
+    port_text = settings.agent_port or "8126"
     try:
         port = int(port_text)
         if not 0 < port < 65536:

@@ -164,9 +164,9 @@ def _lowered_keys(carrier: dict) -> str:
 
 
 def _spelled_otherwise(names: Tuple[str, ...], carrier: dict, index: str) -> bool:
-    """Whether a name missing from ``carrier`` as written may be in ``index`` (_lowered_keys)."""
+    """Whether a name missing (or None) in ``carrier`` as written may be in ``index`` (_lowered_keys)."""
     for name in names:
-        if name not in carrier and "\n%s\n" % name in index:
+        if carrier.get(name) is None and "\n%s\n" % name in index:
             return True
     return False
 

@@ -15,7 +15,6 @@ What this adds to the upstream ``AwsXRayPropagator``:
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Optional, Tuple
 
 from opentelemetry import trace
@@ -28,7 +27,7 @@ from opentelemetry.propagators.aws.aws_xray_propagator import (
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_setter
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from .. import ids
+from .. import config, ids
 from . import ddstate
 from .headers import HeaderReader, logger, reader
 from .precedence import _fast_trace_state, merge_into
@@ -117,7 +116,7 @@ def lambda_span_context(value: Optional[str] = None) -> Optional[SpanContext]:
     the Datadog priority is 2 (user keep), as Datadog's Lambda library gives it.
     """
     if value is None:
-        value = os.environ.get(ENV_VAR)
+        value = config.lambda_trace_header()
     header = parse_header(value)
     if header is None or header.sampled is False:
         return None
