@@ -31,7 +31,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     module.add_arguments(command_parser)
     rest = list(sys.argv[1:] if argv is None else argv)
     rest.remove(args.command)
-    return int(module.run(command_parser.parse_args(rest)) or 0)
+    try:
+        return int(module.run(command_parser.parse_args(rest)) or 0)
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
