@@ -5,7 +5,7 @@ trace id, priority 2, an origin, ``_dd.p.dm`` and a user tag). Each figure is th
 ``--rounds`` rounds of the mean time per call; the rounds of the candidates are interleaved so
 machine noise hits them alike. Then the cold-import cost of ``otel_dd_lambda.propagators`` is
 compared with OTel's trace API plus the upstream X-Ray propagator (fresh interpreters, see
-``bench_import``).
+``bench_import``); the target is on importing the composite propagator.
 
 Targets (issue 2): inject <= 0.5x ddtrace, extract <= 0.35x ddtrace, import <= 1.1x.
 
@@ -152,16 +152,23 @@ def main(argv: Sequence[str] = None) -> int:  # type: ignore[assignment]
         from bench_import import format_table, import_cost_ms
 
         reference = "opentelemetry.trace + aws xray propagator"
+        # The package's __init__ is lazy (PEP 562), so a bare `import otel_dd_lambda.propagators`
+        # loads no propagator: the target is measured on the composite, which does the whole job
+        # (every style; the X-Ray class itself is imported with XRayPropagator only).
+        ours = "otel_dd_lambda.propagators composite"
         result = import_cost_ms(
             {
                 reference: "import opentelemetry.trace, opentelemetry.propagators.aws.aws_xray_propagator",
-                "otel_dd_lambda.propagators": "import otel_dd_lambda.propagators",
+                ours: "from otel_dd_lambda.propagators import DatadogCompositePropagator",
+                "otel_dd_lambda.propagators (bare)": "import otel_dd_lambda.propagators",
+                "all three propagator classes": "from otel_dd_lambda.propagators import "
+                "DatadogCompositePropagator, DatadogPropagator, XRayPropagator",
             },
             runs=args.import_runs,
         )
         print()
         print(format_table(result, baseline=reference))
-        ratio = result["otel_dd_lambda.propagators"] / result[reference]
+        ratio = result[ours] / result[reference]
         ok &= ratio <= TARGETS["import"]
         print("import ratio %.2fx (target <= %.2fx)" % (ratio, TARGETS["import"]))
     print()

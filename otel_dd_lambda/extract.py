@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from itertools import islice
 from typing import Any, Dict, List, Optional, Tuple
 
 from opentelemetry.context import Context
@@ -170,33 +171,43 @@ _BATCH = {
 def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
     read, message_id, time_of, kind = _BATCH[trigger]
     records = event["Records"]
-    parent: Optional[SpanContext] = None
-    links: List[Link] = []
-    limit = settings.link_limit
     composite = settings.composite
-    for index, record in enumerate(records):
-        if type(record) is not dict:
-            continue
-        span_context, terminated = resolve(read(record), composite)
-        if index == 0:
-            parent = span_context
-            links.extend(terminated)
-        if span_context is not None and len(links) < limit:
-            mid = message_id(record)
-            links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
-        if len(links) >= limit:
-            break
+    limit = settings.link_limit
+    # detect() named a batch trigger, so the first record is a dict. It is the parent, and its
+    # terminated contexts (a new list from resolve) are the first links.
     first = records[0]
-    time = (kind, time_of(first)) if type(first) is dict else None
-    return parent, links, time
+    carrier = read(first)
+    if type(carrier) is dict and carrier.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS):
+        parent, links = composite.extract_from_carrier(carrier)  # resolve(), minus its dispatch
+    else:
+        parent, links = resolve(carrier, composite)
+    if parent is not None and len(links) < limit:
+        mid = message_id(first)
+        links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
+    if len(records) > 1 and len(links) < limit:
+        for record in islice(records, 1, None):
+            if type(record) is not dict:
+                continue
+            span_context = resolve(read(record), composite)[0]
+            if span_context is not None:
+                mid = message_id(record)
+                links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
+                if len(links) >= limit:
+                    break
+    return parent, links, (kind, time_of(first))
 
 
 def _http(event: Dict[str, Any], subtype: Optional[str], composite: DatadogCompositePropagator):
     if subtype is not None:  # API Gateway: an authorizer's context comes first
-        span_context, links = resolve(authorizer.injected_headers(event, subtype == detect.HTTP_API), composite)
-        if span_context is not None:
-            return span_context, links
-    return resolve(http.headers(event), composite)
+        carrier = authorizer.injected_headers(event, subtype == detect.HTTP_API)
+        if carrier is not None:
+            span_context, links = resolve(carrier, composite)
+            if span_context is not None:
+                return span_context, links
+    carrier = http.headers(event)
+    if carrier is not None and carrier.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS):
+        return composite.extract_from_carrier(carrier)  # resolve(), minus its dispatch
+    return resolve(carrier, composite)
 
 
 def _from_event(event: Any, trigger: Optional[str], subtype: Optional[str], settings: _Settings):
@@ -246,7 +257,9 @@ def _extract(event: Any, lambda_context: Any, batch_parent: Optional[str]) -> Ev
         trigger, subtype = detect.MQTT, None
     else:
         trigger = subtype = None
-    settings = _settings()
+    settings = _settings_cache  # _settings(), inlined
+    if settings is None or settings.key != _env_key():
+        settings = _settings()
     if batch_parent is None:
         batch_parent = settings.batch_parent
     new_root = batch_parent == config.BATCH_PARENT_NONE and trigger in _BATCH
@@ -260,8 +273,14 @@ def _extract(event: Any, lambda_context: Any, batch_parent: Optional[str]) -> Ev
         parent, links = resolve(custom.carrier(extractor, event, lambda_context), settings.composite)
         source = SOURCE_CUSTOM if parent is not None else None
     if parent is None:
-        parent, found_links, time = _from_event(event, trigger, subtype, settings)
-        links.extend(found_links)
+        if trigger in _BATCH:  # the commonest triggers, straight to their reader
+            parent, found_links, time = _batch(event, trigger, settings)
+        else:
+            parent, found_links, time = _from_event(event, trigger, subtype, settings)
+        if links:
+            links.extend(found_links)
+        else:
+            links = found_links  # a new list from every path: no copy
         if parent is not None:
             source = SOURCE_EVENT
     if parent is None and lambda_context is not None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from otel_dd_lambda import extract_context, inject
-from otel_dd_lambda.carriers import common
+from otel_dd_lambda.carriers import common, detect
 from tests.support.samples import SAMPLES as SAMPLES_DIR
 
 SC = SpanContext(0x6548F5B2000000001234567890ABCDEF, 0x1122334455667788, False, TraceFlags(1))
@@ -182,3 +182,36 @@ json_texts = st.one_of(
 def test_loads_object_agrees_with_json_loads(raw: Any) -> None:
     # loads_object scans "{...}" with json's own scanner, skipping json.loads's Python layers.
     assert common.loads_object(raw) == _json_loads_object(raw)
+
+
+def _b64_variants(data: bytes) -> Any:
+    text = base64.b64encode(data).decode()
+    return st.sampled_from([text, text + "=", "=" + text, text.rstrip("="), text + "AAAA", text[:-1] + "!", text + "\n",
+                            text.replace("A", "-"), data, bytearray(data), ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_texts.map(lambda s: s.encode("utf-8", "surrogatepass")), st.binary(max_size=40),
+                 st.sampled_from([b"{\0}", b"{", b"{}", b"{} x", b"\xef\xbb\xbf{}"])).flatmap(_b64_variants)
+       | st.one_of(st.none(), st.integers(), st.text(max_size=12), st.just("e30=" * 5000)))
+def test_b64_object_is_loads_object_of_b64_bytes(raw: Any) -> None:
+    # b64_object fuses the two layers (SNS / SQS Binary attributes, authorizers): same answers.
+    assert common.b64_object(raw) == common.loads_object(common.b64_bytes(raw))
+
+
+_CTX_VALUES = st.one_of(st.none(), st.just(""), st.just("x"), st.just({}), st.just({"x": 1}))
+request_contexts = st.fixed_dictionaries({}, optional={
+    "elb": _CTX_VALUES, "stage": _CTX_VALUES, "messageDirection": _CTX_VALUES,
+    "domainName": st.sampled_from(["abc.lambda-url.us-east-1.on.aws", "abc.lambda-url", "lambda-url.x.y",
+                                   "x.execute-api.us-east-1.amazonaws.com", "lambda-url", 5])})
+http_like_events = st.fixed_dictionaries({}, optional={
+    "requestContext": st.one_of(request_contexts, _CTX_VALUES), "routeKey": _CTX_VALUES,
+    "request": st.one_of(st.just({"headers": {}}), _CTX_VALUES), "headers": _CTX_VALUES})
+
+
+@settings(max_examples=300, deadline=None)
+@given(http_like_events, st.sampled_from(["Records", "detail", "source", "detail-type", "awslogs"]))
+def test_detect_skips_the_early_checks_only_when_they_cannot_match(event, early_key) -> None:
+    # An event without any key the early checks read goes straight to the HTTP/AppSync checks;
+    # with one such key present but empty, the full chain runs: the same trigger either way.
+    assert detect.detect(event) == detect.detect({**event, early_key: None})

@@ -55,3 +55,25 @@ def test_lowercase_headers_are_read_in_place() -> None:
     assert trace_headers(carrier, NAMES) is carrier  # no copy when nothing needs converting
     carrier["X-Amzn-Trace-Id"] = "Root=1-..."  # a name in another case: a copy with it
     assert trace_headers(carrier, NAMES)["x-amzn-trace-id"] == "Root=1-..."
+
+
+_FILLER = {"Host": "h", "Accept": "*/*", "User-Agent": "curl", "Via": "1.1 cf", "X-Forwarded-For": "1.2.3.4",
+           "X-Forwarded-Port": "443", "X-Forwarded-Proto": "https", "CloudFront-Viewer-Country": "US",
+           "Accept-Encoding": "gzip", "Accept-Language": "en", "Cache-Control": "no-cache", "X-Amz-Cf-Id": "id",
+           "Upgrade-Insecure-Requests": "1", "CloudFront-Is-Mobile-Viewer": "false", "Cookie": "c" * 9000,
+           "CloudFront-Forwarded-Proto": "https", "CloudFront-Is-Tablet-Viewer": "false"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, values, max_size=10), st.integers(0, len(_FILLER)), st.booleans())
+def test_readers_agree_with_the_plain_rule_on_http_sized_carriers(trace: Dict[Any, Any], fillers: int, cookie: bool) -> None:
+    # API Gateway's dozens of headers: trace_headers then checks only the trace names' values.
+    filler = {k: v for k, v in list(_FILLER.items())[:fillers] if cookie or k != "Cookie"}
+    carrier = {**filler, **trace}
+    headers = trace_headers(carrier, NAMES)
+    read = reader(carrier)
+    for name in NAMES:
+        want = expected(carrier, name)
+        assert read(name) == want, name
+        assert headers.get(name) == want, name
+        assert (name in headers) == (want is not None), name

@@ -249,3 +249,23 @@ def test_composite_fast_path_matches_the_general_rule(variant: str, with_dd: boo
     if got[0] is not None:
         assert dict(got[0].trace_state) == dict(expected[0].trace_state)
     assert [(l.context, dict(l.attributes)) for l in got[1]] == [(l.context, dict(l.attributes)) for l in expected[1]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(_W3C_VARIANTS)), st.booleans(), st.booleans(), st.booleans(),
+       st.permutations(["datadog", "tracecontext", "xray"]), st.integers(1, 3))
+def test_composite_dict_fast_path_matches_the_general_rule(variant: str, with_dd: bool, with_xray: bool, title: bool,
+                                                           order, count: int) -> None:
+    # extract_from_carrier decides a Datadog-first dict carrier without the per-style loop when
+    # the later styles add nothing: the same answer as the loop over a reader, in every case.
+    carrier = {**(DD if with_dd else {}), **_W3C_VARIANTS[variant], **(XRAY if with_xray else {})}
+    if title:
+        carrier = {k.title(): v for k, v in carrier.items()}
+    styles = tuple(order[:count])
+    composite = DatadogCompositePropagator(styles, ())
+    got = composite.extract_from_carrier(carrier)
+    expected = composite.extract_from_reader(reader(carrier))
+    assert got[0] == expected[0]
+    if got[0] is not None:
+        assert dict(got[0].trace_state) == dict(expected[0].trace_state)
+    assert [(l.context, dict(l.attributes)) for l in got[1]] == [(l.context, dict(l.attributes)) for l in expected[1]]

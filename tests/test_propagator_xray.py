@@ -200,3 +200,32 @@ def test_sampled_conversions() -> None:
     assert [ids.xray_sampled_from_priority(p) for p in (-1, 0, 1, 2)] == ["0", "0", "1", "1"]
     assert ids.xray_sampled_to_priority(True) == 2 and ids.xray_sampled_to_priority(False) == -1
     assert ids.xray_sampled_to_priority(None) == 2
+
+
+def test_header_names_are_the_upstream_ones_and_its_module_loads_lazily() -> None:
+    # xray.py copies two constants so that the composite (and the Lambda event path) need not
+    # import the upstream propagator module; XRayPropagator still subclasses the upstream class.
+    from opentelemetry.propagators.aws import aws_xray_propagator as upstream
+
+    assert xray.TRACE_HEADER_KEY == upstream.TRACE_HEADER_KEY
+    assert xray.ENV_VAR == upstream.AWS_TRACE_HEADER_ENV_KEY
+    assert issubclass(XRayPropagator, AwsXRayPropagator)
+    code = ("import sys; import otel_dd_lambda.propagators.composite, otel_dd_lambda.extract, "
+            "otel_dd_lambda.propagators.ddstate; "
+            "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.propagators.aws')))")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_ddstate_alone_loads_no_propagator() -> None:
+    # The exporter imports propagators.ddstate: the package __init__ is lazy (PEP 562).
+    import subprocess
+    import sys
+
+    code = ("import sys; import otel_dd_lambda.propagators.ddstate; "
+            "print(sorted(m for m in sys.modules if m.startswith('otel_dd_lambda.propagators.')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "['otel_dd_lambda.propagators.ddstate']"

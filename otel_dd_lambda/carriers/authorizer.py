@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .common import DATADOG_KEY, b64_bytes, dict_at, loads_object, logger
+from .common import DATADOG_KEY, b64_object, dict_at, logger
 
 AUTHORIZING_REQUEST_ID = "x-datadog-authorizing-requestid"
 
@@ -25,7 +25,7 @@ def injected_headers(event: Dict[str, Any], http_api: bool) -> Optional[Dict[str
     raw = holder.get(DATADOG_KEY) if holder else None
     if raw is None:
         return None
-    data = loads_object(b64_bytes(raw))
+    data = b64_object(raw)
     if data is None:
         logger.debug("authorizer _datadog is not base64 JSON: ignored")
         return None

@@ -33,10 +33,17 @@ REST, HTTP_API, WEBSOCKET = "rest", "http-api", "websocket"
 _RECORD_SOURCES = {"aws:sqs": SQS, "aws:sns": SNS, "aws:kinesis": KINESIS, "aws:dynamodb": DYNAMODB, "aws:s3": S3}
 
 
+# Every key that the checks before requestContext's look at: an event with none of them (API
+# Gateway, ALB, Function URL, AppSync) skips those checks with one C call.
+_EARLY_KEYS = frozenset(("Records", "detail", "source", "detail-type", "awslogs")) | stepfunctions.CONTEXT_OBJECT_KEYS
+
+
 def detect(event: Any) -> Tuple[Optional[str], Optional[str]]:
     """``(trigger, subtype)``; ``(None, None)`` for an unknown event."""
     if type(event) is not dict:
         return None, None
+    if event.keys().isdisjoint(_EARLY_KEYS):
+        return _http_or_appsync(event)
     records = event.get("Records")
     if type(records) is list and records:
         record = records[0]
@@ -56,13 +63,18 @@ def detect(event: Any) -> Tuple[Optional[str], Optional[str]]:
         return EVENTBRIDGE, None
     if event.get("awslogs"):
         return CLOUDWATCH_LOGS, None
+    return _http_or_appsync(event)
+
+
+def _http_or_appsync(event: Any) -> Tuple[Optional[str], Optional[str]]:
     ctx = event.get("requestContext")
     if type(ctx) is dict:
         if ctx.get("elb"):
             return ALB, None
         if ctx.get("stage"):
             domain = ctx.get("domainName")
-            if type(domain) is str and domain.split(".", 2)[1:2] == ["lambda-url"]:
+            # The second label is "lambda-url" (the substring test spares API Gateway the split).
+            if type(domain) is str and "lambda-url" in domain and domain.split(".", 2)[1:2] == ["lambda-url"]:
                 return FUNCTION_URL, None
             if ctx.get("messageDirection"):
                 return API_GATEWAY, WEBSOCKET

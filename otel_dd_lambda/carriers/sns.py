@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .common import DATADOG_KEY, b64_bytes, loads_object, logger
+from .common import DATADOG_KEY, b64_object, loads_object, logger
 
 
 def message_carrier(message: Any) -> Optional[Dict[str, Any]]:
@@ -22,13 +22,19 @@ def message_carrier(message: Any) -> Optional[Dict[str, Any]]:
     if kind == "String":
         return loads_object(dd.get("Value"))
     if kind == "Binary":
-        return loads_object(b64_bytes(dd.get("Value")))
+        return b64_object(dd.get("Value"))
     logger.debug("SNS _datadog attribute of type %r: ignored", str(kind)[:32])
     return None
 
 
 def record_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    return message_carrier(record.get("Sns"))
+    # message_carrier(record.get("Sns")), inlined for the Binary attribute (what publishers use).
+    message = record.get("Sns")
+    attrs = message.get("MessageAttributes") if type(message) is dict else None
+    dd = attrs.get(DATADOG_KEY) if type(attrs) is dict else None
+    if type(dd) is dict and dd.get("Type") == "Binary":
+        return b64_object(dd.get("Value"))
+    return message_carrier(message)
 
 
 def message_id(record: Dict[str, Any]) -> Optional[str]:

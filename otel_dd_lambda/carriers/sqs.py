@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from . import eventbridge, sns
-from .common import DATADOG_KEY, b64_bytes, loads_object, logger
+from .common import DATADOG_KEY, b64_object, loads_object, logger
 
 MAX_BODY = 1024 * 1024 + 4096  # SQS's largest message, with room for JSON escaping
 
@@ -23,7 +23,7 @@ def attribute_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     if kind == "String":
         return loads_object(dd.get("stringValue"))
     if kind == "Binary":
-        return loads_object(b64_bytes(dd.get("binaryValue")))
+        return b64_object(dd.get("binaryValue"))
     logger.debug("SQS _datadog attribute of type %r: ignored", str(kind)[:32])
     return None
 

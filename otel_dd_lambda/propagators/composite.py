@@ -79,15 +79,19 @@ def _w3c_after(primary: SpanContext, get: HeaderReader) -> Optional[SpanContext]
     tracestate is not parsed and no second ``SpanContext`` is built.
     """
     raw = get(tracecontext.TRACEPARENT)
-    if raw is None:
+    if raw is None or _w3c_repeats(primary, raw, get(tracecontext.TRACESTATE)):
         return None
-    # Comparing the ids as text needs no parsing: whether this traceparent is valid or not, with
-    # the primary's ids and a dd-only tracestate the answer is None.
-    if raw[3:52] == "%032x-%016x" % span_ids(primary):
-        raw_state = get(tracecontext.TRACESTATE)
-        if raw_state is None or (raw_state[:3] == "dd=" and "," not in raw_state):
-            return None
     return tracecontext.extract_span_context(get)
+
+
+def _w3c_repeats(primary: SpanContext, traceparent: str, tracestate: Optional[str]) -> bool:
+    """Whether W3C headers hold the primary's trace and span and no vendor but ``dd``: then W3C
+    can change nothing in ``resolve`` (``closer_parent`` returns the primary)."""
+    # Comparing the ids as text needs no parsing: whether this traceparent is valid or not, with
+    # the primary's ids and a dd-only tracestate the answer is the same.
+    return traceparent[3:52] == "%032x-%016x" % span_ids(primary) and (
+        tracestate is None or (tracestate[:3] == "dd=" and "," not in tracestate)
+    )
 
 
 class DatadogCompositePropagator(TextMapPropagator):
@@ -108,6 +112,7 @@ class DatadogCompositePropagator(TextMapPropagator):
             inject_styles = config.propagation_styles("inject")
         self._extract = [(s, _EXTRACTORS[s], _KEY_HEADER[s]) for s in extract_styles if s in _EXTRACTORS]
         self._reads = tuple(dict.fromkeys(name for s, _, _ in self._extract for name in _READS[s]))
+        self._read_set = frozenset(self._reads)
         self._inject = [_INJECTORS[s] for s in inject_styles if s in _INJECTORS]
         # Datadog and W3C both derive their values from the dd= member: parse it once.
         self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
@@ -119,6 +124,14 @@ class DatadogCompositePropagator(TextMapPropagator):
             self._baggage = W3CBaggagePropagator()
             self._fields |= self._baggage.fields
         self.extract_styles: Tuple[str, ...] = tuple(s for s, _, _ in self._extract)
+        # The usual order puts Datadog first: then a carrier whose other styles are absent, or
+        # repeat the Datadog context in W3C, is decided without the general loop (see
+        # extract_from_carrier). Precomputed here: whether that holds, and which key headers of
+        # the later styles (other than W3C's, which is compared) must then be absent.
+        later = self.extract_styles[1:]
+        self._datadog_first = self.extract_styles[:1] == (config.DATADOG,) and None not in (_KEY_HEADER[s] for s in later)
+        self._later_w3c = config.TRACECONTEXT in later
+        self._later_keys = frozenset(_KEY_HEADER[s] for s in later if s != config.TRACECONTEXT)
 
     def extract_from_reader(self, get: HeaderReader) -> Tuple[Optional[SpanContext], List[Link]]:
         """The parent and the ``terminated_context`` links from any header reader. Never raises."""
@@ -132,12 +145,42 @@ class DatadogCompositePropagator(TextMapPropagator):
         """
         if type(carrier) is not dict:
             return self._extract_with(reader(carrier), None)
-        headers = trace_headers(carrier, self._reads)
+        headers = trace_headers(carrier, self._reads, self._read_set)
+        if self._datadog_first and datadog.TRACE_ID in headers:
+            # What the general loop does for this order, minus its per-style dispatch: Datadog,
+            # then (the usual carrier, written by ddtrace or this package) nothing that a later
+            # style could add. Anything else continues in the loop, Datadog's result kept.
+            try:
+                primary = datadog.extract_span_context(headers.get)
+            except Exception:  # the loop runs it again, and logs
+                return self._extract_with(headers.get, headers)
+            if primary is None:
+                return self._extract_with(headers.get, headers, 1, [])
+            if headers.keys().isdisjoint(self._later_keys):
+                if not self._later_w3c:
+                    return primary, []
+                # _w3c_repeats, inlined (every request's path).
+                raw = headers.get(tracecontext.TRACEPARENT)
+                if raw is None:
+                    return primary, []
+                if raw[3:52] == "%032x-%016x" % span_ids(primary):
+                    raw_state = headers.get(tracecontext.TRACESTATE)
+                    if raw_state is None or (raw_state[:3] == "dd=" and "," not in raw_state):
+                        return primary, []
+            return self._extract_with(headers.get, headers, 1, [(config.DATADOG, primary)])
         return self._extract_with(headers.get, headers)
 
-    def _extract_with(self, get: HeaderReader, present: Optional[Dict[str, str]]) -> Tuple[Optional[SpanContext], List[Link]]:
-        found: List[Tuple[str, SpanContext]] = []
-        for style, extract, key_header in self._extract:
+    def _extract_with(
+        self,
+        get: HeaderReader,
+        present: Optional[Dict[str, str]],
+        start: int = 0,
+        found: Optional[List[Tuple[str, SpanContext]]] = None,
+    ) -> Tuple[Optional[SpanContext], List[Link]]:
+        """The general loop over the styles from ``start`` (``found``: what earlier ones gave)."""
+        if found is None:
+            found = []
+        for style, extract, key_header in self._extract[start:] if start else self._extract:
             if present is not None and key_header is not None and key_header not in present:
                 continue
             try:

@@ -86,10 +86,13 @@ def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -
         return 0, ddstate.format_dd_member(priority, origin, None)
     if not origin and len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
         # What ddtrace and our injectors write when no other tag is set: the high half alone.
-        high = ids.parse_tid(raw_tags[10:])
-        if high:
-            return high, "s:%d;t.tid:%s" % (priority, raw_tags[10:])
-    elif len(raw_tags) <= MAX_TAGS_CHARS and _PLAIN_TAGS.fullmatch(raw_tags) and _UPSTREAM_SERVICES not in raw_tags:
+        tid = raw_tags[10:]
+        # ids.parse_tid inlined (this is every request's path): 16 lowercase hex digits.
+        if tid.isascii() and not tid.encode().translate(None, _LOWER_HEX_BYTES):
+            high = int(tid, 16)
+            if high:
+                return high, "s:%d;t.tid:%s" % (priority, tid)
+    elif len(raw_tags) <= MAX_TAGS_CHARS and _plain_tags_fullmatch(raw_tags) and _UPSTREAM_SERVICES not in raw_tags:
         state = _plain_tags_state(raw_tags, origin, priority)
         if state is not None:
             return state
@@ -110,22 +113,31 @@ def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -
 # member encodes (no space in keys; no "," ";" "=" "~" or non-printable character anywhere).
 _PLAIN_KEY = r"_dd\.p\.[\x21-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
 _PLAIN_VALUE = r"[\x20-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
-_PLAIN_TAGS = re.compile("{k}={v}(?:,{k}={v})*".format(k=_PLAIN_KEY, v=_PLAIN_VALUE))
-_PLAIN_TAG_KEYS = re.compile(r"(?:^|,)([^=]+)=")
+_PLAIN_TAGS = "{k}={v}(?:,{k}={v})*".format(k=_PLAIN_KEY, v=_PLAIN_VALUE)
 _UPSTREAM_SERVICES = "_dd.p.upstream_services="
+_LOWER_HEX_BYTES = b"0123456789abcdef"
+
+
+def _plain_tags_fullmatch(text: str) -> Optional["re.Match[str]"]:
+    """``_PLAIN_TAGS`` full match. Compiled on first use (not at import: cold start), after
+    which this name is the compiled pattern's own C method."""
+    global _plain_tags_fullmatch
+    _plain_tags_fullmatch = re.compile(_PLAIN_TAGS).fullmatch
+    return _plain_tags_fullmatch(text)
 
 
 def _plain_tags_state(raw_tags: str, origin: Optional[str], priority: int) -> Optional[Tuple[int, str]]:
     """``_tags_state`` of a header that ``_PLAIN_TAGS`` matched, without a loop over its pairs;
     None when the general path must decide (a repeated key, a malformed tid, no room)."""
-    keys = _PLAIN_TAG_KEYS.findall(raw_tags)
-    if len(set(keys)) != len(keys):
-        return None
+    # Keys and values hold no "=" or ",": the header splits into key, value, key, value, ...
+    parts = raw_tags.replace("=", ",").split(",")
+    tags = dict(zip(parts[::2], parts[1::2]))
+    if len(tags) * 2 != len(parts):
+        return None  # a repeated key
     high = 0
-    start = ("," + raw_tags).find("," + TID_TAG + "=")  # a pair's start: values hold no ","
-    if start >= 0:
-        end = raw_tags.find(",", start)
-        high = ids.parse_tid(raw_tags[start + len(TID_TAG) + 1 : end if end >= 0 else None]) or 0
+    tid = tags.get(TID_TAG)
+    if tid is not None:
+        high = ids.parse_tid(tid) or 0
         if not high:
             return None
     # The member's t. part is the header with its separators swapped (",_dd.p." only ever
@@ -142,13 +154,30 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     raw_trace_id = get(TRACE_ID)
     if raw_trace_id is None:
         return None
-    low = ids.parse_dd_id(raw_trace_id)
-    if low is None:
-        logger.debug("x-datadog-trace-id %r invalid: no Datadog context", raw_trace_id[:32])
-        return None
-    parent = ids.parse_dd_id(get(PARENT_ID))
-    if parent is None:
-        logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
+    raw_parent = get(PARENT_ID)
+    # ids.parse_dd_id for both ids, inlined (every request's path): 1-20 ASCII digits (isdigit
+    # alone admits non-ASCII digits), then 1 .. 2**64-1. A reader returns str or None.
+    if (
+        type(raw_trace_id) is str
+        and 0 < len(raw_trace_id) <= 20
+        and type(raw_parent) is str
+        and 0 < len(raw_parent) <= 20
+        and raw_trace_id.isascii()
+        and raw_trace_id.isdigit()
+        and raw_parent.isascii()
+        and raw_parent.isdigit()
+    ):
+        low = int(raw_trace_id)
+        parent = int(raw_parent)
+        if not (0 < low <= ids.MAX_UINT64 and 0 < parent <= ids.MAX_UINT64):
+            low = parent = None  # type: ignore[assignment]
+    else:
+        low = parent = None  # type: ignore[assignment]
+    if low is None or parent is None:  # which one, for the log (and the rule, in one place)
+        if ids.parse_dd_id(raw_trace_id) is None:
+            logger.debug("x-datadog-trace-id %r invalid: no Datadog context", str(raw_trace_id)[:32])
+        else:
+            logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
         return None
     raw_priority = get(SAMPLING_PRIORITY)
     priority = ids.AUTO_KEEP  # a context without a priority is still a context: sampled

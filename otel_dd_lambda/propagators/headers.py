@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from itertools import islice
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from opentelemetry.propagators.textmap import DefaultGetter, Getter, default_getter
 
@@ -104,23 +104,50 @@ def _dict_reader(carrier: dict) -> HeaderReader:
     return read
 
 
-def trace_headers(carrier: dict, names: Tuple[str, ...]) -> Dict[str, Any]:
+def trace_headers(carrier: dict, names: Tuple[str, ...], name_set: Optional[FrozenSet[str]] = None) -> Dict[str, Any]:
     """A dict whose ``get`` returns for each of ``names`` what ``reader(carrier)`` would.
 
     Usually the carrier itself: every value is a ``str``, all of them together within the size
     cap, and no name missing as written may be present in another case (checked with a few
     C-level joins, not a Python loop over the keys or values). Else a new dict of the names'
     values. Either way the extractors read with ``dict.get`` (a C call), and test a style's key
-    header with ``in``.
+    header with ``in``. ``name_set``: ``frozenset(names)``, precomputed by a caller.
     """
-    index = _lowered_keys(carrier)
-    other_case = index is not _ALL_LOWERCASE and (not index or _spelled_otherwise(names, carrier, index))
+    # _lowered_keys(carrier), inlined: this runs on every extraction.
+    try:
+        keys = "\n".join(carrier)
+    except Exception:  # a key that is not a str: the lowered copy below filters such keys
+        keys = None
+    if keys is None:
+        index, other_case = "", True
+    else:
+        lowered_keys = keys.lower()
+        if lowered_keys == keys:
+            index, other_case = _ALL_LOWERCASE, False
+        else:
+            index = "\n%s\n" % lowered_keys
+            # Only the names absent as written are looked up in the index: a set difference
+            # with the dict, in C (API Gateway REST keeps the client's casing: every request). A
+            # name present with a None value is not in that difference, but its carrier fails
+            # the join of values below, and other_case is then decided name by name.
+            name_set = name_set or frozenset(names)
+            missing = name_set.difference(carrier)
+            other_case = _spelled_otherwise(missing, carrier, index)
+            if not other_case and len(carrier) > 2 * len(name_set):
+                # An HTTP carrier (dozens of headers): only the values the extractors may read
+                # must be str within the cap (TypeError: one is not), not every header's.
+                try:
+                    if len("".join(map(carrier.__getitem__, name_set - missing))) <= MAX_HEADER_CHARS:
+                        return carrier
+                except TypeError:
+                    other_case = _spelled_otherwise(names, carrier, index)
     if not other_case:
         try:
             if len("".join(carrier.values())) <= MAX_HEADER_CHARS:  # TypeError: not all str
                 return carrier
         except TypeError:
-            pass
+            if index is not _ALL_LOWERCASE:  # (index is not "" here: other_case was False)
+                other_case = _spelled_otherwise(names, carrier, index)
     get = carrier.get
     lowered = _lowered(carrier) if other_case else None
     found: Dict[str, Any] = {}
@@ -163,7 +190,7 @@ def _lowered_keys(carrier: dict) -> str:
     return "\n%s\n" % lowered
 
 
-def _spelled_otherwise(names: Tuple[str, ...], carrier: dict, index: str) -> bool:
+def _spelled_otherwise(names: Iterable[str], carrier: dict, index: str) -> bool:
     """Whether a name missing (or None) in ``carrier`` as written may be in ``index`` (_lowered_keys)."""
     for name in names:
         if carrier.get(name) is None and "\n%s\n" % name in index:

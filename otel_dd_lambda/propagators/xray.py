@@ -15,15 +15,11 @@ What this adds to the upstream ``AwsXRayPropagator``:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.aws.aws_xray_propagator import (
-    AWS_TRACE_HEADER_ENV_KEY,
-    TRACE_HEADER_KEY,
-    AwsXRayPropagator,
-)
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_setter
 from opentelemetry.trace import SpanContext, TraceFlags
 
@@ -32,6 +28,11 @@ from . import ddstate
 from .headers import HeaderReader, logger, reader
 from .precedence import _fast_trace_state, merge_into
 
+# The names opentelemetry.propagators.aws.aws_xray_propagator gives them. That module (and the
+# upstream propagator class) is imported only with XRayPropagator: the composite and the Lambda
+# event path need neither, and cold start pays for every import.
+TRACE_HEADER_KEY = "X-Amzn-Trace-Id"
+AWS_TRACE_HEADER_ENV_KEY = "_X_AMZN_TRACE_ID"
 HEADER = TRACE_HEADER_KEY.lower()
 ENV_VAR = AWS_TRACE_HEADER_ENV_KEY
 MEMBER_KEY = "xray"  # tracestate member carrying Lineage and unknown keys between hops
@@ -143,49 +144,66 @@ def inject_headers(span_context: SpanContext, set_header: Any, state: object = N
     set_header(TRACE_HEADER_KEY, header_value(span_context))
 
 
-class XRayPropagator(AwsXRayPropagator):
-    """``AwsXRayPropagator`` with the gaps above closed (entry point ``datadog_xray``).
+def _define_propagator() -> type:
+    from opentelemetry.propagators.aws.aws_xray_propagator import AwsXRayPropagator
 
-    Reads the carrier, then (unless told not to) Lambda's ``_X_AMZN_TRACE_ID`` as a last resort.
-    """
+    class XRayPropagator(AwsXRayPropagator):
+        """``AwsXRayPropagator`` with the gaps above closed (entry point ``datadog_xray``).
 
-    def __init__(self, use_lambda_environment: bool = True) -> None:
-        self._use_env = use_lambda_environment
+        Reads the carrier, then (unless told not to) Lambda's ``_X_AMZN_TRACE_ID`` as a last resort.
+        """
 
-    def extract(
-        self,
-        carrier: CarrierT,
-        context: Optional[Context] = None,
-        getter: Getter[CarrierT] = None,  # type: ignore[assignment]
-    ) -> Context:
-        if context is None:
-            context = Context()
-        try:
-            span_context = extract_span_context(reader(carrier, getter))
-            style = "xray"
-            if span_context is None and self._use_env:
-                existing = trace.get_current_span(context).get_span_context()
-                if existing.is_valid and existing.is_remote:
-                    return context  # the event's own context always wins over Lambda's
-                span_context, style = lambda_span_context(), "xray-lambda"
-        except Exception:
-            logger.debug("X-Ray extraction failed", exc_info=True)
-            return context
-        if span_context is None:
-            return context
-        return merge_into(context, span_context, style)
+        def __init__(self, use_lambda_environment: bool = True) -> None:
+            self._use_env = use_lambda_environment
 
-    def inject(
-        self,
-        carrier: CarrierT,
-        context: Optional[Context] = None,
-        setter: Setter[CarrierT] = default_setter,
-    ) -> None:
-        span_context = trace.get_current_span(context).get_span_context()
-        if not span_context.is_valid:
-            return
-        try:
-            inject_headers(span_context, lambda k, v: setter.set(carrier, k, v))
-        except Exception:
-            logger.debug("X-Ray injection failed", exc_info=True)
+        def extract(
+            self,
+            carrier: CarrierT,
+            context: Optional[Context] = None,
+            getter: Getter[CarrierT] = None,  # type: ignore[assignment]
+        ) -> Context:
+            if context is None:
+                context = Context()
+            try:
+                span_context = extract_span_context(reader(carrier, getter))
+                style = "xray"
+                if span_context is None and self._use_env:
+                    existing = trace.get_current_span(context).get_span_context()
+                    if existing.is_valid and existing.is_remote:
+                        return context  # the event's own context always wins over Lambda's
+                    span_context, style = lambda_span_context(), "xray-lambda"
+            except Exception:
+                logger.debug("X-Ray extraction failed", exc_info=True)
+                return context
+            if span_context is None:
+                return context
+            return merge_into(context, span_context, style)
 
+        def inject(
+            self,
+            carrier: CarrierT,
+            context: Optional[Context] = None,
+            setter: Setter[CarrierT] = default_setter,
+        ) -> None:
+            span_context = trace.get_current_span(context).get_span_context()
+            if not span_context.is_valid:
+                return
+            try:
+                inject_headers(span_context, lambda k, v: setter.set(carrier, k, v))
+            except Exception:
+                logger.debug("X-Ray injection failed", exc_info=True)
+
+    XRayPropagator.__qualname__ = "XRayPropagator"  # a module-level name, as if defined there
+    return XRayPropagator
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from opentelemetry.propagators.aws.aws_xray_propagator import AwsXRayPropagator as XRayPropagator
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: XRayPropagator subclasses the upstream propagator; it is defined on first use.
+    if name == "XRayPropagator":
+        cls = globals()["XRayPropagator"] = _define_propagator()
+        return cls
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
