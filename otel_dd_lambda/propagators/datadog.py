@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Optional, Set, Tuple
 
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import (
     CarrierT,
@@ -26,7 +25,7 @@ from opentelemetry.trace import SpanContext
 
 from .. import ids
 from . import ddstate
-from .headers import HeaderReader, logger, reader
+from .headers import HeaderReader, logger, reader, write_headers
 from .precedence import dd_span_context, merge_into
 
 TRACE_ID = "x-datadog-trace-id"
@@ -324,13 +323,7 @@ class DatadogPropagator(TextMapPropagator):
         context: Optional[Context] = None,
         setter: Setter[CarrierT] = default_setter,
     ) -> None:
-        span_context = trace.get_current_span(context).get_span_context()
-        if not span_context.is_valid:
-            return
-        try:
-            inject_headers(span_context, lambda k, v: setter.set(carrier, k, v))
-        except Exception:
-            logger.debug("Datadog injection failed", exc_info=True)
+        write_headers(carrier, context, setter, inject_headers, "Datadog")
 
     @property
     def fields(self) -> Set[str]:

@@ -214,3 +214,19 @@ def _read_with_getter(carrier: Any, getter: Getter, name: str) -> Optional[str]:
     except Exception:  # a user getter or carrier that misbehaves is "no header"
         logger.debug("getter failed reading %s", name, exc_info=True)
         return None
+
+
+def write_headers(carrier: Any, context: Any, setter: Any, inject_headers: Callable[..., None], style: str) -> None:
+    """One style's ``TextMapPropagator.inject``: the current span's headers through ``setter``.
+
+    Nothing is written without a valid span; a failing setter or carrier is logged, never raised.
+    """
+    from opentelemetry import trace  # already loaded by every caller; kept out of import time
+
+    span_context = trace.get_current_span(context).get_span_context()
+    if not span_context.is_valid:
+        return
+    try:
+        inject_headers(span_context, lambda k, v: setter.set(carrier, k, v))
+    except Exception:
+        logger.debug("%s injection failed", style, exc_info=True)

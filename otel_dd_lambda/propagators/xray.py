@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from .. import config, ids
 from . import ddstate
-from .headers import HeaderReader, logger, reader
+from .headers import HeaderReader, logger, reader, write_headers
 from .precedence import _fast_trace_state, merge_into
 
 # The names opentelemetry.propagators.aws.aws_xray_propagator gives them. That module (and the
@@ -185,13 +185,7 @@ def _define_propagator() -> type:
             context: Optional[Context] = None,
             setter: Setter[CarrierT] = default_setter,
         ) -> None:
-            span_context = trace.get_current_span(context).get_span_context()
-            if not span_context.is_valid:
-                return
-            try:
-                inject_headers(span_context, lambda k, v: setter.set(carrier, k, v))
-            except Exception:
-                logger.debug("X-Ray injection failed", exc_info=True)
+            write_headers(carrier, context, setter, inject_headers, "X-Ray")
 
     XRayPropagator.__qualname__ = "XRayPropagator"  # a module-level name, as if defined there
     return XRayPropagator
