@@ -1,12 +1,39 @@
 """Handler instrumentation vs datadog_lambda's wrapper (with ddtrace), side by side.
 
 1. per-invocation overhead (no-op handler; API Gateway event and a 10-record SQS event), each
-   invocation exporting to the same loopback HTTP sink (ours: the synchronous flush; theirs:
-   ddtrace's agent writer flushed after each call, as the Lambda extension's sync mode does);
+   invocation exporting to the same loopback sink;
 2. cold import of the whole instrumented path (fresh interpreters, median);
 3. RSS after that import.
 
     python benchmarks/bench_wrapper.py [--calls 300] [--runs 11]
+
+Fairness (what both sides get, identically):
+
+* The sink is a separate process (``SINK``): a single-threaded ``selectors`` loop that answers
+  every request in one ``send`` on a keep-alive connection *before* it decodes the body, so its
+  own CPU is neither in the measured process nor in the round trip. It decodes each body
+  afterwards (v0.4 and v0.5 msgpack) and counts requests, traces, spans and connections, which
+  the parent reads between runs: every row reports spans and requests per invocation, and the
+  run fails if a side did not deliver each invocation's trace (or did not reuse its connection).
+* Both sides run as in a Lambda sandbox with the Datadog extension: ``AWS_LAMBDA_FUNCTION_NAME``
+  set, ``/opt/extensions/datadog-agent`` reported present (``os.path.exists`` answers True for
+  that one path, patched before any import). That is what makes ddtrace pick its synchronous
+  writer (``sync_mode``: the trace is sent on the caller's thread when it finishes, as in
+  Lambda), datadog_lambda skip its own metric flushing, and ours pick agent mode; both read the
+  sink's address from ``DD_TRACE_AGENT_URL``. Each side is set up the way a user would: ours with
+  ``configure()`` and ``instrument_handler``, theirs with ``datadog_lambda_wrapper``; nobody calls
+  an extra flush. Each side keeps its default wire format (ddtrace v0.5, ours v0.4).
+* Same settings on both sides: ``DD_TRACE_MANAGED_SERVICES=true`` (inferred spans),
+  ``DD_LOGS_INJECTION=true``, ``DD_COLD_START_TRACING=false``, ``DD_ENHANCED_METRICS=false``;
+  no ``DD_LOG_LEVEL``/``DD_TRACE_DEBUG`` (no debug logging on either side).
+* Each (side, event) runs in its own fresh process, so counts are per row.
+
+RSS is read from ``/proc/self/status`` (``VmRSS``, the resident set after the import, and
+``VmHWM``, its peak). ``ru_maxrss`` is not usable here: Linux carries it over ``fork``+``exec``
+from the parent, so every child reported at least this benchmark's own RSS (a "bare
+interpreter" of 21.6 MB instead of ~11 MB). The ratio reported as the target is over the bare
+interpreter (what each library adds to the process): the interpreter's own ~11 MB is the same on
+both sides and would otherwise dominate a library that adds little. Totals are printed too.
 """
 
 from __future__ import annotations
@@ -14,26 +41,143 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_import import _env as import_env  # noqa: E402
 from bench_import import import_cost_ms  # noqa: E402
 
 SAMPLES = os.environ.get("EVENT_SAMPLES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "event_samples")
+EVENTS = ("api-gateway.json", "sqs-batch.json")
 
-CHILD = r'''
+# Pretend the Datadog Lambda extension is installed (both sides check this one path).
+FAKE_EXTENSION = (
+    "import os.path as _p\n"
+    "_exists = _p.exists\n"
+    "_p.exists = lambda path, _e=_exists: path == '/opt/extensions/datadog-agent' or _e(path)\n"
+)
+
+SINK = r'''
+import json, selectors, socket, sys
+import msgpack
+
+stats = {"requests": 0, "traces": 0, "spans": 0, "connections": 0, "bytes": 0, "undecodable": 0}
+RESPONSE_BODY = b'{"rate_by_service":{}}'
+OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+      % len(RESPONSE_BODY)) + RESPONSE_BODY
+
+def count(path, body):
+    try:
+        data = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        traces = data[1] if path.startswith(b"/v0.5") else data
+        stats["traces"] += len(traces)
+        stats["spans"] += sum(len(t) for t in traces)
+    except Exception:
+        stats["undecodable"] += 1
+
+class Conn:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+def handle(conn):
+    """Answer every complete request in the buffer; False when the peer closed."""
+    data = conn.sock.recv(1 << 20)
+    if not data:
+        return False
+    conn.buf += data
+    while True:
+        end = conn.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return True
+        head = conn.buf[:end].split(b"\r\n")
+        method, path = head[0].split(b" ")[:2]
+        headers = {}
+        for line in head[1:]:
+            k, _, v = line.partition(b":")
+            headers[k.strip().lower()] = v.strip()
+        rest = conn.buf[end + 4:]
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            body, pos = b"", 0
+            while True:
+                eol = rest.find(b"\r\n", pos)
+                if eol < 0:
+                    return True
+                size = int(rest[pos:eol].split(b";")[0], 16)
+                if len(rest) < eol + 2 + size + 2:
+                    return True
+                body += rest[eol + 2:eol + 2 + size]
+                pos = eol + 2 + size + 2
+                if size == 0:
+                    break
+            conn.buf = rest[pos:]
+        else:
+            length = int(headers.get(b"content-length", b"0"))
+            if len(rest) < length:
+                if headers.get(b"expect", b"").lower() == b"100-continue" and not rest:
+                    conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return True
+            body, conn.buf = rest[:length], rest[length:]
+        if path == b"/stats":
+            out = json.dumps(stats).encode()
+            conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                              % (len(out), out))
+            return False
+        conn.sock.sendall(OK)  # one write, answered before any bookkeeping
+        stats["requests"] += 1
+        stats["bytes"] += len(body)
+        if method in (b"PUT", b"POST") and b"traces" in path:
+            count(path, body)
+
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+listener.setblocking(False)
+print(listener.getsockname()[1], flush=True)
+sel = selectors.DefaultSelector()
+sel.register(listener, selectors.EVENT_READ, None)
+while True:
+    for key, _ in sel.select():
+        if key.data is None:
+            sock, _ = listener.accept()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Conn(sock)
+            sel.register(sock, selectors.EVENT_READ, conn)
+            stats["connections"] += 1
+        else:
+            conn = key.data
+            try:
+                alive = handle(conn)
+            except OSError:
+                alive = False
+            if not alive:
+                sel.unregister(conn.sock)
+                conn.sock.close()
+'''
+
+CHILD = FAKE_EXTENSION + r'''
 import json, os, sys, time, statistics
 sys.path.insert(0, os.environ["BENCH_APP_DIR"])
-which, calls = sys.argv[1], int(sys.argv[2])
-events = {name: json.load(open(os.path.join(os.environ["BENCH_SAMPLES"], name)))
-          for name in ("api-gateway.json", "sqs-batch.json")}
-records = events["sqs-batch.json"]["Records"]
-events["sqs-batch.json"]["Records"] = [dict(records[i % len(records)]) for i in range(10)]
+which, event_name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+event = json.load(open(os.path.join(os.environ["BENCH_SAMPLES"], event_name)))
+if "Records" in event:
+    records = event["Records"]
+    event["Records"] = [json.loads(json.dumps(records[i % len(records)])) for i in range(10)]
+# fresh timestamps: an event older than a few days gets no inferred span from us (datadog_lambda
+# makes one anyway), and both sides must do the same work
+now_ms = int(time.time() * 1000)
+for record in event.get("Records", ()):
+    if "attributes" in record:
+        record["attributes"]["SentTimestamp"] = str(now_ms)
+if "requestTimeEpoch" in event.get("requestContext", {}):
+    event["requestContext"]["requestTimeEpoch"] = now_ms
 class Ctx:
     function_name = "bench"; aws_request_id = "r"; invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:bench"
     memory_limit_in_mb = 128; client_context = None
@@ -41,109 +185,129 @@ class Ctx:
 def noop(event, context): return None
 if which == "ours":
     import otel_dd_lambda
-    from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
-    otel_dd_lambda.configure(exporter=DatadogSpanExporter(os.environ["SINK"], mode="agent"))
-    wrapped = otel_dd_lambda.instrument_handler(noop)
-    call = wrapped
+    otel_dd_lambda.configure()  # DD_TRACE_AGENT_URL, extension present: agent mode
+    call = otel_dd_lambda.instrument_handler(noop)
 else:
     from datadog_lambda.wrapper import datadog_lambda_wrapper
-    from ddtrace.trace import tracer
-    wrapped = datadog_lambda_wrapper(noop)
-    def call(e, c):
-        wrapped(e, c); tracer.flush()
-out = {}
+    call = datadog_lambda_wrapper(noop)  # ddtrace's sync writer sends each finished trace
 ctx = Ctx()
-for name, event in events.items():
-    for _ in range(20):
-        call(event, ctx)
-    bare, inst = [], []
-    for _ in range(calls):
-        t = time.perf_counter(); noop(event, ctx); bare.append(time.perf_counter() - t)
-        t = time.perf_counter(); call(event, ctx); inst.append(time.perf_counter() - t)
-    out[name] = (statistics.median(inst) - statistics.median(bare)) * 1e6
-print(json.dumps(out))
+for _ in range(20):
+    call(event, ctx)
+bare, inst = [], []
+perf = time.perf_counter
+for _ in range(calls):
+    t = perf(); noop(event, ctx); bare.append(perf() - t)
+    t = perf(); call(event, ctx); inst.append(perf() - t)
+print(json.dumps({"overhead_us": (statistics.median(inst) - statistics.median(bare)) * 1e6,
+                  "invocations": 20 + calls}))
 '''
 
 
-class Sink(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    received = 0
+def sink_stats(port: int) -> dict:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        data = b""
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                break
+            data += part
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])
 
-    def log_message(self, *args):
-        pass
 
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        Sink.received += 1
-        body = b'{"rate_by_service":{}}'
-        # one write for status, headers and body: split writes meet the client's delayed ACK
-        # (~40 ms per request) and would measure the sink instead of the tracers
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                         % (len(body), body))
-        self.wfile.flush()
-
-    do_PUT = do_POST = _answer
+def proc_rss_kb(statement: str, env: dict) -> tuple:
+    code = FAKE_EXTENSION + statement + (
+        "\nimport re\ns = open('/proc/self/status').read()\n"
+        "print(re.search(r'VmRSS:\\s+(\\d+)', s).group(1), re.search(r'VmHWM:\\s+(\\d+)', s).group(1))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    rss, hwm = out.stdout.split()[-2:]
+    return int(rss), int(hwm)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--skip-invocation", action="store_true")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    sink = "http://127.0.0.1:%d" % server.server_address[1]
     app_dir = tempfile.mkdtemp(prefix="bench-app-")
     with open(os.path.join(app_dir, "bench_app.py"), "w") as handle:
         handle.write("def handler(event, context):\n    return None\n")
 
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
-    base.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "SINK": sink, "DD_TRACE_AGENT_URL": sink,
-                 "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false", "DD_COLD_START_TRACING": "false",
-                 "DD_TRACE_MANAGED_SERVICES": "true", "DD_LOGS_INJECTION": "true", "PYTHONPATH": app_dir})
+    base = {k: v for k, v in import_env().items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    base.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "AWS_LAMBDA_FUNCTION_NAME": "bench",
+                 "AWS_REGION": "us-east-1", "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false",
+                 "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "true",
+                 "DD_LOGS_INJECTION": "true", "PYTHONPATH": app_dir})
+    if os.environ.get("BENCH_OURS_PATH"):  # another copy of otel_dd_lambda (before/after comparisons)
+        base["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"] + os.pathsep + app_dir
 
-    print("== per-invocation overhead (median µs over a bare call, %d calls, exporting every call)" % args.calls)
-    results = {}
-    for which in ("ours", "datadog_lambda"):
-        proc = subprocess.run([sys.executable, "-c", CHILD, which, str(args.calls)], env=base,
-                              capture_output=True, text=True, check=True)
-        results[which] = json.loads(proc.stdout.strip().splitlines()[-1])
-    for event in results["ours"]:
-        ours, theirs = results["ours"][event], results["datadog_lambda"][event]
-        print("  %-18s ours %8.1f µs   datadog_lambda %8.1f µs   ratio %.2fx" % (event, ours, theirs, ours / theirs))
+    if not args.skip_invocation:
+        sink = subprocess.Popen([sys.executable, "-c", SINK], env=base, stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(sink.stdout.readline())
+            env = dict(base, DD_TRACE_AGENT_URL="http://127.0.0.1:%d" % port)
+            print("== per-invocation overhead (median µs over a bare call, %d calls, each exporting to a "
+                  "separate-process keep-alive sink)" % args.calls)
+            results: dict = {}
+            for event in EVENTS:
+                for which in ("ours", "datadog_lambda"):
+                    before = sink_stats(port)
+                    proc = subprocess.run([sys.executable, "-c", CHILD, which, event, str(args.calls)], env=env,
+                                          capture_output=True, text=True)
+                    if proc.returncode:
+                        sys.stderr.write(proc.stderr)
+                        raise SystemExit("%s failed on %s" % (which, event))
+                    out = json.loads(proc.stdout.strip().splitlines()[-1])
+                    after = sink_stats(port)
+                    delta = {k: after[k] - before[k] for k in after}
+                    delta["connections"] -= 1  # our own /stats request
+                    out.update(delta)
+                    results[(which, event)] = out
+                ours, theirs = results[("ours", event)], results[("datadog_lambda", event)]
+                print("  %-18s ours %8.1f µs   datadog_lambda %8.1f µs   ratio %.2fx" % (
+                    event, ours["overhead_us"], theirs["overhead_us"], ours["overhead_us"] / theirs["overhead_us"]))
+                for which, row in (("ours", ours), ("datadog_lambda", theirs)):
+                    n = row["invocations"]
+                    print("      %-15s %d invocations -> %d requests, %d traces, %d spans (%.2f spans/invocation), "
+                          "%d connection(s), %d undecodable" % (which, n, row["requests"], row["traces"], row["spans"],
+                                                                row["spans"] / n, row["connections"], row["undecodable"]))
+                    if row["requests"] < n or row["spans"] < n or row["undecodable"]:
+                        raise SystemExit("%s did not deliver every invocation's spans" % which)
+        finally:
+            sink.kill()
+            sink.wait()
 
+    if args.skip_import:
+        return 0
     print("== cold import of the instrumented path (median ms over a bare interpreter, %d runs)" % args.runs)
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(base)
-    os.environ.update({"AWS_LAMBDA_FUNCTION_NAME": "bench", "DD_LAMBDA_HANDLER": "bench_app.handler",
-                       "OTEL_DD_LAMBDA_EXPORT_MODE": "agent"})
+    os.environ.update({"DD_LAMBDA_HANDLER": "bench_app.handler"})
     try:
         statements = {
             "ours": "import otel_dd_lambda.handler",
             "datadog_lambda": "import datadog_lambda.wrapper",
             "dd_handler": "import datadog_lambda.handler",
         }
-        os.environ["DD_LAMBDA_HANDLER"] = "bench_app.handler"
-        costs = import_cost_ms(statements, runs=args.runs)
-        rss = {}
-        for label, statement in statements.items():
-            code = statement + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-            rss[label] = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                            check=True).stdout.split()[-1]) / 1024
-        bare = int(subprocess.run([sys.executable, "-c", "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-                                  capture_output=True, text=True, check=True).stdout) / 1024
+        costs = import_cost_ms({k: FAKE_EXTENSION + v for k, v in statements.items()}, runs=args.runs)
+        env = import_env()
+        rss = {label: proc_rss_kb(statement, env) for label, statement in statements.items()}
+        bare = proc_rss_kb("pass", env)
     finally:
         os.environ.clear()
         os.environ.update(saved)
     for label in statements:
         print("  %-16s %7.1f ms   ratio vs datadog_lambda.wrapper %.2fx" % (label, costs[label], costs[label] / costs["datadog_lambda"]))
-    print("== max RSS after import (MB; bare interpreter %.1f MB)" % bare)
+    print("== RSS after import (MB, /proc/self/status; bare interpreter VmRSS %.1f MB)" % (bare[0] / 1024))
+    theirs = rss["datadog_lambda"]
     for label in statements:
-        print("  %-16s %7.1f MB   ratio %.2fx (over bare: %.2fx)" % (
-            label, rss[label], rss[label] / rss["datadog_lambda"], (rss[label] - bare) / (rss["datadog_lambda"] - bare)))
-    server.shutdown()
+        mine = rss[label]
+        print("  %-16s VmRSS %6.1f MB (+%5.1f over bare)  ratio over bare %.2fx, totals %.2fx   (peak VmHWM %.1f MB)" % (
+            label, mine[0] / 1024, (mine[0] - bare[0]) / 1024, (mine[0] - bare[0]) / (theirs[0] - bare[0]),
+            mine[0] / theirs[0], mine[1] / 1024))
     return 0
 
 

@@ -105,6 +105,7 @@ class _Instrumentation:
         self.last_flush_timeout_ms: Optional[int] = None  # what the last flush was given
         self._otel: Any = None
         self._extract: Any = None
+        self._inv: Any = None  # (invocation module, inferred_span, Status, StatusCode), at setup
 
     def _setup(self) -> None:
         if self.provider is None:
@@ -114,11 +115,15 @@ class _Instrumentation:
         from opentelemetry import context as otel_context
         from opentelemetry import trace
 
+        from opentelemetry.trace import Status, StatusCode
+
         from . import __version__
-        from . import inferred, invocation  # noqa: F401  (loaded now, during init, not in the first call)
+        from . import invocation  # loaded now, during init, not in the first call
         from .extract import extract_context
+        from .inferred import inferred_span
 
         self._extract = extract_context
+        self._inv = (invocation, inferred_span, Status, StatusCode)
         self._otel = (otel_context, trace)
         self.tracer = self.provider.get_tracer("otel_dd_lambda", __version__)
 
@@ -141,7 +146,7 @@ class _Instrumentation:
             if self.tracer is None:
                 self._setup()
             otel_context, trace = self._otel
-            from . import invocation
+            invocation, inferred_span = self._inv[0], self._inv[1]
 
             now = time.time_ns()
             cold, proactive = cold_start.invocation_state(now)
@@ -164,8 +169,6 @@ class _Instrumentation:
             state.start_ns = now
             state.inferred = None
             if settings.managed_services:
-                from .inferred import inferred_span
-
                 spec = inferred_span(event, trigger, now)
                 if spec is not None:
                     inferred = self.tracer.start_span(spec.name, context=parent_ctx, kind=spec.kind,
@@ -223,10 +226,9 @@ class _Instrumentation:
     def _after(self, state: _State, context: Any, result: Any, error: Optional[BaseException]) -> None:
         otel_context, trace = self._otel
         span = state.span
+        status_code = None
         try:
-            from opentelemetry.trace import Status, StatusCode
-
-            status_code = None
+            invocation, _, Status, StatusCode = self._inv
             if error is not None:
                 try:
                     description = "%s: %s" % (type(error).__name__, error)
@@ -235,9 +237,7 @@ class _Instrumentation:
                 span.record_exception(error, escaped=True)
                 span.set_status(Status(StatusCode.ERROR, description))
             else:
-                from .invocation import http_status_code
-
-                status_code = http_status_code(state.trigger, result)
+                status_code = invocation.http_status_code(state.trigger, result)
                 if status_code is not None:
                     span.set_attribute("http.status_code", status_code)
                     if status_code.startswith("5"):

@@ -1,16 +1,16 @@
 """A keep-alive HTTP connection to the Datadog Agent (or the Lambda extension): http, https, unix.
 
-``http.client`` is enough: one request at a time, under the exporter's lock. Header and body go
-out in a single ``send`` (and TCP_NODELAY is set), because a separate small write followed by the
-body waits for the peer's delayed ACK under Nagle's algorithm: ~40 ms per request.
+One request at a time, under the exporter's lock, with a minimal HTTP/1.1 client (Content-Length,
+chunked and close-delimited responses, 1xx skipped, ``Connection: close`` honoured). Header and
+body go out in a single ``send`` (and TCP_NODELAY is set), because a separate small write followed
+by the body waits for the peer's delayed ACK under Nagle's algorithm: ~40 ms per request.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
-from typing import Dict, NamedTuple, Optional, Union
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from otel_dd_lambda import config
@@ -67,31 +67,12 @@ def resolve_endpoint(agent_url: Optional[str] = None) -> Endpoint:
     return Endpoint("http", host, port)
 
 
-class _OneSendMixin:
-    """Coalesces http.client's two writes (header block, then body) into one ``sendall``.
+class RemoteDisconnected(ConnectionResetError):
+    """The peer closed the connection before sending a response."""
 
-    ``request()`` arms ``_hold_next`` when a body follows; the header block is held back and
-    sent together with the body. ``flush_held()`` covers any path where no body write follows.
-    """
 
-    _hold_next = False
-    _held: Optional[bytes] = None
-
-    def send(self, data) -> None:  # type: ignore[no-untyped-def]
-        if self._hold_next and self._held is None and isinstance(data, (bytes, bytearray)):
-            self._held = bytes(data)
-            return
-        if self._held is not None:
-            data = self._held + bytes(data)
-            self._held = None
-            self._hold_next = False
-        super().send(data)  # type: ignore[misc]
-
-    def flush_held(self) -> None:
-        self._hold_next = False
-        if self._held is not None:
-            held, self._held = self._held, None
-            super().send(held)  # type: ignore[misc]
+class ProtocolError(OSError):
+    """The peer's answer is not HTTP/1.x (garbage status line, bad framing, ...)."""
 
 
 def _nodelay(sock: Optional[socket.socket]) -> None:
@@ -102,35 +83,49 @@ def _nodelay(sock: Optional[socket.socket]) -> None:
         pass
 
 
-class _UnixHTTPConnection(_OneSendMixin, http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = path
+class _Connection:
+    """One socket to the agent (TCP, TLS or unix), opened on first use."""
+
+    __slots__ = ("endpoint", "timeout", "sock", "host_header")
+
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.sock: Any = None
+        if endpoint.scheme == "unix":
+            self.host_header = "localhost"
+        else:
+            default = 443 if endpoint.scheme == "https" else 80
+            host = "[%s]" % endpoint.host if ":" in endpoint.host else endpoint.host
+            self.host_header = host if endpoint.port == default else "%s:%d" % (host, endpoint.port)
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self._socket_path)
-        except BaseException:
-            sock.close()
-            raise
+        endpoint = self.endpoint
+        if endpoint.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(endpoint.host)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((endpoint.host, endpoint.port), self.timeout)
+            _nodelay(sock)
+            if endpoint.scheme == "https":
+                import ssl  # only for https: ~5 ms of import the extension (http) never needs
+
+                try:
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=endpoint.host)
+                except BaseException:
+                    sock.close()
+                    raise
         self.sock = sock
 
-
-class _TCPHTTPConnection(_OneSendMixin, http.client.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _nodelay(self.sock)
-
-
-class _TLSHTTPConnection(_OneSendMixin, http.client.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _nodelay(self.sock)
-
-
-_Connection = Union[_UnixHTTPConnection, _TCPHTTPConnection, _TLSHTTPConnection]
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
 
 class Response(NamedTuple):
@@ -138,8 +133,128 @@ class Response(NamedTuple):
     body: bytes
 
 
+_MAX_HEADER = 64 * 1024
+
+
+def _read_response(sock: Any, max_response: int) -> Tuple[int, bytes, bool]:
+    """``(status, body, will_close)`` of one HTTP/1.x response read from ``sock``."""
+    recv = sock.recv
+    buf = b""
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        while end < 0:
+            if len(buf) > _MAX_HEADER:
+                raise ProtocolError("response header too long")
+            data = recv(65536)
+            if not data:
+                if buf:
+                    raise ProtocolError("connection closed inside the response header")
+                raise RemoteDisconnected("remote end closed connection without response")
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+        head = buf[:end].decode("latin-1").split("\r\n")
+        rest = buf[end + 4:]
+        status_line = head[0].split(None, 2)
+        if len(status_line) < 2 or not status_line[0].startswith("HTTP/1.") or not status_line[1].isdigit() \
+                or len(status_line[1]) != 3:
+            raise ProtocolError("bad status line %r" % head[0][:80])
+        status = int(status_line[1])
+        if 100 <= status < 200:  # 100 Continue and friends: the real answer follows
+            buf = rest
+            continue
+        break
+    headers: Dict[str, str] = {}
+    for line in head[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip().lower()] = value.strip()
+    connection = headers.get("connection", "").lower()
+    will_close = "close" in connection or (status_line[0] == "HTTP/1.0" and "keep-alive" not in connection)
+    if status in (204, 304):
+        return status, b"", will_close
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body, rest = _read_chunked(recv, rest, max_response)
+        return status, body, will_close
+    length_text = headers.get("content-length")
+    if length_text is None:  # delimited by the end of the connection
+        parts = [rest]
+        size = len(rest)
+        while True:
+            data = recv(65536)
+            if not data:
+                break
+            if size < max_response:
+                parts.append(data)
+            size += len(data)
+        return status, b"".join(parts)[:max_response], True
+    try:
+        length = int(length_text)
+        if length < 0:
+            raise ValueError
+    except ValueError:
+        raise ProtocolError("bad Content-Length %r" % length_text[:40]) from None
+    if len(rest) >= length:
+        return status, rest[:min(length, max_response)], will_close
+    parts = [rest]
+    size = len(rest)
+    while size < length:
+        data = recv(min(65536, length - size))
+        if not data:
+            raise ProtocolError("connection closed inside the response body")
+        if size < max_response:
+            parts.append(data)
+        size += len(data)
+    return status, b"".join(parts)[:max_response], will_close
+
+
+def _read_chunked(recv: Any, buf: bytes, max_response: int) -> Tuple[bytes, bytes]:
+    parts = []
+    kept = 0
+    while True:
+        eol = buf.find(b"\r\n")
+        while eol < 0:
+            data = recv(65536)
+            if not data:
+                raise ProtocolError("connection closed inside a chunked body")
+            buf += data
+            eol = buf.find(b"\r\n")
+        try:
+            size = int(buf[:eol].split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ProtocolError("bad chunk size") from None
+        buf = buf[eol + 2:]
+        if size == 0:
+            # trailers, up to the empty line
+            while True:
+                eol = buf.find(b"\r\n")
+                while eol < 0:
+                    data = recv(65536)
+                    if not data:
+                        return b"".join(parts), b""
+                    buf += data
+                    eol = buf.find(b"\r\n")
+                line, buf = buf[:eol], buf[eol + 2:]
+                if not line:
+                    return b"".join(parts), buf
+        while len(buf) < size + 2:
+            data = recv(65536)
+            if not data:
+                raise ProtocolError("connection closed inside a chunk")
+            buf += data
+        if kept < max_response:
+            parts.append(buf[:size])
+            kept += size
+        buf = buf[size + 2:]
+
+
 class AgentTransport:
-    """One persistent connection; not thread-safe (the exporter serializes calls)."""
+    """One persistent connection; not thread-safe (the exporter serializes calls).
+
+    A small HTTP/1.1 client of its own rather than ``http.client``: the request (header block and
+    body) leaves in one ``sendall`` and the answer is read with one ``recv`` in the usual case,
+    without ``http.client``'s e-mail header parser (~100 µs per request) or its import of
+    ``ssl`` and ``email`` at cold start (~10 ms). TLS is used only for ``https://`` endpoints.
+    """
 
     def __init__(self, endpoint: Endpoint, max_response: int = 1 << 20) -> None:
         self.endpoint = endpoint
@@ -147,49 +262,45 @@ class AgentTransport:
         self._conn: Optional[_Connection] = None
         self._pid = os.getpid()
 
-    def _connection(self, timeout: float) -> "_Connection":
-        if self._conn is not None and self._pid != os.getpid():
-            # a forked child must not share the parent's socket: drop it without closing it
-            self._conn = None
-        if self._conn is None:
-            self._pid = os.getpid()
-            endpoint = self.endpoint
-            if endpoint.scheme == "unix":
-                self._conn = _UnixHTTPConnection(endpoint.host, timeout)
-            elif endpoint.scheme == "https":
-                self._conn = _TLSHTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
-            else:
-                self._conn = _TCPHTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
+    def _connection(self, timeout: float) -> _Connection:
         conn = self._conn
+        if conn is not None and self._pid != os.getpid():
+            # a forked child must not share the parent's socket: drop it without closing it
+            conn = self._conn = None
+        if conn is None:
+            self._pid = os.getpid()
+            conn = self._conn = _Connection(self.endpoint, timeout)
         conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
         return conn
 
     def request(self, method: str, path: str, body: bytes, headers: Dict[str, str],
                 timeout: float) -> Response:
-        """Send one request; raises OSError / http.client.HTTPException on transport failure.
+        """Send one request; raises OSError on transport failure (refused, reset, timeout, not HTTP).
 
         A keep-alive connection the server closed while idle fails on first use: that case is
         retried once on a fresh connection when nothing of the response was read.
         """
+        lines = [""]  # the request line and Host, once the connection is known
+        for key, value in headers.items():
+            lines.append("%s: %s\r\n" % (key, value))
+        lines.append("Content-Length: %d\r\n\r\n" % len(body))
         for attempt in (0, 1):
             conn = self._connection(timeout)
             reused = conn.sock is not None
             try:
-                conn._hold_next = bool(body)  # header block and body in one send
-                conn.request(method, path, body=body, headers=headers)
-                conn.flush_held()
-                response = conn.getresponse()
-                data = response.read(self._max_response)
-                if not response.isclosed():
-                    # drain what we did not want, so the connection can be reused
-                    while response.read(65536):
-                        pass
-                if response.will_close:
+                if not reused:
+                    conn.connect()
+                sock = conn.sock
+                sock.settimeout(timeout)
+                lines[0] = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, conn.host_header)
+                # header block and body in one send: a separate small write waits for the
+                # peer's delayed ACK under Nagle's algorithm (~40 ms per request)
+                sock.sendall("".join(lines).encode("latin-1") + body)
+                status, data, will_close = _read_response(sock, self._max_response)
+                if will_close:
                     self.close()
-                return Response(response.status, data)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
+                return Response(status, data)
+            except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
                 self.close()
                 if not reused or attempt:
                     raise error
@@ -199,7 +310,7 @@ class AgentTransport:
         raise ConnectionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn = self._conn
         if conn is not None:
             try:
                 conn.close()
