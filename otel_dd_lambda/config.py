@@ -125,6 +125,7 @@ class LambdaSettings:
         "cold_start_skip_libs", "managed_services", "lambda_handler", "profiling_enabled",
         "profiling_ignore_profiler", "flush_to_log", "xray_daemon_address", "function_name",
         "function_version", "memory_mb", "region", "xray_trace_header", "flush_margin_ms",
+        "log_stream_name",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -161,6 +162,7 @@ class LambdaSettings:
         self.xray_trace_header: Optional[str] = env.get("_X_AMZN_TRACE_ID") or None
         # Time kept back from the invocation's deadline when flushing spans.
         self.flush_margin_ms: int = max(0, env_int("OTEL_DD_LAMBDA_FLUSH_MARGIN_MS", 50, env))
+        self.log_stream_name: Optional[str] = env.get("AWS_LAMBDA_LOG_STREAM_NAME") or None
 
 
 def lambda_settings(environ: Optional[Mapping[str, str]] = None) -> LambdaSettings:

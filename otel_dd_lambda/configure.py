@@ -61,7 +61,7 @@ def lambda_resource_attributes(
         attributes["faas.version"] = settings.function_version
     if settings.memory_mb:
         attributes["faas.max_memory"] = settings.memory_mb * 1024 * 1024  # semconv: bytes
-    log_stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    log_stream = settings.log_stream_name
     if log_stream:
         attributes["faas.instance"] = log_stream
     service = service or settings.service
