@@ -144,6 +144,25 @@ def test_retries_exhausted_keeps_spans_for_next_flush() -> None:
         assert sorted(agent.span_ids()) == ids(spans)
 
 
+def test_unavailable_agent_costs_later_flushes_one_attempt() -> None:
+    # Once a flush gives up, the next ones try once (no backoff sleeps) until the agent answers;
+    # an answer, even an error status, restores the full retry schedule.
+    state = {"status": 503}
+    with FakeAgent(lambda request: state["status"]) as agent:
+        exporter = exporter_for(agent.url, max_attempts=3)
+        assert exporter.export(make_spans(1, 2)) is SpanExportResult.FAILURE
+        assert len(agent.requests) == 3
+        assert exporter.export(make_spans(1, 2)) is SpanExportResult.FAILURE
+        assert len(agent.requests) == 4  # one attempt, not three
+        assert exporter.buffered_spans == 4
+        state["status"] = 200
+        assert exporter.force_flush(2000) is True
+        assert len(agent.span_ids()) == 4
+        state["status"] = 503
+        assert exporter.export(make_spans(1, 2)) is SpanExportResult.FAILURE
+        assert len(agent.requests) == 5 + 3  # recovered: the full schedule again
+
+
 def test_connection_reset_mid_body_is_retried() -> None:
     with FakeAgent(lambda request: RESET if request.number < 2 else 200) as agent:
         exporter = exporter_for(agent.url)

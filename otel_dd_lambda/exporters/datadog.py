@@ -24,7 +24,8 @@ Failures never reach the caller:
 * 2xx: sent. 400 (and other 4xx): the payload is dropped, one error log.
 * 413: the payload is split in halves and resent (a lone span that is still too large is dropped).
 * 408, 429, 5xx, refused / reset connections, timeouts: retried with exponential backoff, at most
-  ``max_attempts`` times and never past the caller's deadline (``force_flush(timeout_millis)``,
+  ``max_attempts`` times (once, until the agent answers again, after a flush that gave up) and
+  never past the caller's deadline (``force_flush(timeout_millis)``,
   or ``timeout`` seconds for ``export``); what is still unsent then waits in a bounded buffer for
   the next flush, the oldest spans dropped (and counted) first.
 
@@ -141,6 +142,10 @@ class DatadogSpanExporter(SpanExporter):
         self.max_buffered_spans = max(0, int(max_buffered_spans))
         self.max_attempts = max(1, int(max_attempts))
         self.backoff = max(0.0, float(backoff))
+        # Set when a flush gave up on an unavailable agent: later flushes try once, without
+        # backoff sleeps, until the agent answers again, so a missing agent costs each
+        # invocation one connection attempt rather than the whole retry schedule.
+        self._agent_unavailable = False
         self.max_log_line = max(1024, int(max_log_line))
         self._out = out
         self._extra_headers = dict(headers or {})
@@ -335,7 +340,8 @@ class DatadogSpanExporter(SpanExporter):
         headers = self._request_headers(len(payload.chunks))
         path = self._encoder.path
         delay = self.backoff
-        for attempt in range(self.max_attempts):
+        attempts = 1 if self._agent_unavailable else self.max_attempts
+        for attempt in range(attempts):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -347,6 +353,7 @@ class DatadogSpanExporter(SpanExporter):
                                   self.endpoint.url, error.__class__.__name__)
             else:
                 status = response.status
+                self._agent_unavailable = False  # it answered: full retries again
                 if 200 <= status < 300:
                     rates = parse_response_rates(response.body)
                     if rates is not None:
@@ -361,13 +368,14 @@ class DatadogSpanExporter(SpanExporter):
                     return "rejected"
                 self._log_limited("status", logging.WARNING,
                                   "Datadog agent answered HTTP %d: will retry", status)
-            if attempt + 1 >= self.max_attempts:
+            if attempt + 1 >= attempts:
                 break
             remaining = deadline - time.monotonic()
             if remaining <= delay:
                 break  # no time left for a useful retry
             time.sleep(delay)
             delay *= 2
+        self._agent_unavailable = True
         return "retry"
 
     def _write_log(self, chunks: List[Chunk]) -> None:
