@@ -8,7 +8,7 @@ seen; nothing here is read at import time.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Tuple
 
 # Style names of the composite propagator, in Datadog's default precedence.
 DATADOG = "datadog"
@@ -240,6 +240,33 @@ def env_fingerprint(names: Tuple[str, ...]) -> Callable[[], Tuple[Any, ...]]:
         get = data.get
         return lambda: tuple(map(get, keys))
     return lambda: tuple(map(os.environ.get, names))  # pragma: no cover
+
+
+def env_watch(names: Tuple[str, ...]) -> Tuple[Callable[[], Tuple[FrozenSet[Any], FrozenSet[Any]]], Any, Any]:
+    """``(snapshot, items, keys)`` for settings cached until one of ``names`` changes.
+
+    ``snapshot()`` returns ``(present, absent)``: the ``(name, value)`` pairs of the variables
+    that are set and the names of those that are not. The variables are unchanged since that
+    snapshot exactly when ``items >= present and keys.isdisjoint(absent)``: two C-level calls
+    on live views of the environment (a changed or removed variable's pair is missing from
+    ``items``; a new one's name is in ``keys``), without building a tuple on every event as
+    ``env_fingerprint`` does. On CPython/posix the views are of ``os.environ``'s own bytes-keyed
+    dict, which assignments update.
+    """
+    data = getattr(os.environ, "_data", None)
+    if os.name == "posix" and type(data) is dict:
+        mapping: Any = data
+        keys: Tuple[Any, ...] = tuple(name.encode() for name in names)
+    else:  # pragma: no cover
+        mapping, keys = os.environ, names
+
+    def snapshot() -> Tuple[FrozenSet[Any], FrozenSet[Any]]:
+        values = [(key, mapping.get(key)) for key in keys]
+        present = frozenset(pair for pair in values if pair[1] is not None)
+        absent = frozenset(key for key, value in values if value is None)
+        return present, absent
+
+    return snapshot, mapping.items(), mapping.keys()
 
 
 # ---------------------------------------------------------------- the exporter

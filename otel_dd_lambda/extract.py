@@ -24,7 +24,9 @@ from .carriers.common import DATADOG_KEY, loads_object
 from .carriers.tags import trigger_tags as _trigger_tags
 from .propagators import xray
 from .propagators.composite import DatadogCompositePropagator
-from .propagators.precedence import make_link
+from .propagators.precedence import FAST_LINK, make_link
+
+_new_link = Link.__new__
 
 logger = logging.getLogger("otel_dd_lambda.extract")
 
@@ -111,17 +113,21 @@ _ENV_NAMES = (
 )
 
 
-_env_key = config.env_fingerprint(_ENV_NAMES)
+_env_snapshot, _env_items, _env_keys = config.env_watch(_ENV_NAMES)
 
 
 class _Settings:
-    """Configuration read from the environment, rebuilt only when one of its variables changes."""
+    """Configuration read from the environment, rebuilt only when one of its variables changes.
 
-    __slots__ = ("key", "composite", "use_lambda_env", "batch_parent", "extractor", "link_limit")
+    ``present`` and ``absent``: the variables' snapshot (``config.env_watch``), taken before
+    they are read; ``_current`` compares it with the live environment in two C calls.
+    """
 
-    def __init__(self, key: Tuple[Any, ...]) -> None:
+    __slots__ = ("present", "absent", "composite", "use_lambda_env", "batch_parent", "extractor", "link_limit")
+
+    def __init__(self) -> None:
+        self.present, self.absent = _env_snapshot()
         styles = config.propagation_styles("extract")
-        self.key = key
         self.use_lambda_env = config.XRAY_LAMBDA in styles
         # Lambda's own header is not a carrier style: it is the last fallback, applied once.
         self.composite = DatadogCompositePropagator(extract_styles=[s for s in styles if s != config.XRAY_LAMBDA])
@@ -135,10 +141,9 @@ _settings_cache: Optional[_Settings] = None
 
 def _settings() -> _Settings:
     global _settings_cache
-    key = _env_key()
     current = _settings_cache
-    if current is None or current.key != key:
-        current = _settings_cache = _Settings(key)
+    if current is None or not (_env_items >= current.present and _env_keys.isdisjoint(current.absent)):
+        current = _settings_cache = _Settings()
     return current
 
 
@@ -162,14 +167,15 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
 # ---------------------------------------------------------------- per trigger
 
 _BATCH = {
-    detect.SQS: (sqs.record_carrier, sqs.message_id, sqs.sent_timestamp_ms, _MS),
-    detect.SNS: (sns.record_carrier, sns.message_id, sns.timestamp, _ISO),
-    detect.KINESIS: (kinesis.record_carrier, kinesis.sequence_number, kinesis.arrival_seconds, _SECONDS),
+    # reader, message id, (message id, time) of the first record in one call, time kind
+    detect.SQS: (sqs.record_carrier, sqs.message_id, sqs.meta, _MS),
+    detect.SNS: (sns.record_carrier, sns.message_id, sns.meta, _ISO),
+    detect.KINESIS: (kinesis.record_carrier, kinesis.sequence_number, kinesis.meta, _SECONDS),
 }
 
 
 def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
-    read, message_id, time_of, kind = _BATCH[trigger]
+    read, message_id, meta, kind = _BATCH[trigger]
     records = event["Records"]
     composite = settings.composite
     limit = settings.link_limit
@@ -181,9 +187,15 @@ def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
         parent, links = composite.extract_from_carrier(carrier)  # resolve(), minus its dispatch
     else:
         parent, links = resolve(carrier, composite)
+    mid, when = meta(first)
     if parent is not None and len(links) < limit:
-        mid = message_id(first)
-        links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
+        if FAST_LINK:  # make_link, inlined (every batch event)
+            link = _new_link(Link)
+            link._context = parent
+            link._attributes = {MESSAGE_ID: mid} if mid else None
+            links.append(link)
+        else:  # pragma: no cover - another OTel Link layout
+            links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
     if len(records) > 1 and len(links) < limit:
         for record in islice(records, 1, None):
             if type(record) is not dict:
@@ -194,7 +206,7 @@ def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
                 links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
                 if len(links) >= limit:
                     break
-    return parent, links, (kind, time_of(first))
+    return parent, links, (kind, when)
 
 
 def _http(event: Dict[str, Any], subtype: Optional[str], composite: DatadogCompositePropagator):
@@ -243,55 +255,54 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
     ``batch_parent``: ``"first"`` (the first record's context is the parent) or ``"none"`` (a
     batch is a new root with links only); default from ``DD_BATCH_PARENT``.
     """
-    try:
-        return _extract(event, lambda_context, batch_parent)
+    try:  # (the body is inline: one frame less per event)
+        if type(event) is dict:
+            trigger, subtype = detect.detect(event)
+        elif mqtt.is_message(event):
+            trigger, subtype = detect.MQTT, None
+        else:
+            trigger = subtype = None
+        settings = _settings_cache  # _settings(), inlined
+        if settings is None or not (_env_items >= settings.present and _env_keys.isdisjoint(settings.absent)):
+            settings = _settings()
+        if batch_parent is None:
+            batch_parent = settings.batch_parent
+        new_root = batch_parent == config.BATCH_PARENT_NONE and trigger in _BATCH
+        parent: Optional[SpanContext] = None
+        links: List[Link] = []
+        time = None
+        source = None
+
+        extractor = settings.extractor
+        if extractor is not None:
+            parent, links = resolve(custom.carrier(extractor, event, lambda_context), settings.composite)
+            source = SOURCE_CUSTOM if parent is not None else None
+        if parent is None:
+            if trigger in _BATCH:  # the commonest triggers, straight to their reader
+                parent, found_links, time = _batch(event, trigger, settings)
+            elif trigger in detect.HTTP_TRIGGERS:  # _from_event's next branch, without its dispatch
+                parent, found_links = _http(event, subtype, settings.composite)
+                time = (_MS, http.request_time_ms(event)) if subtype is not None else None
+            else:
+                parent, found_links, time = _from_event(event, trigger, subtype, settings)
+            if links:
+                links.extend(found_links)
+            else:
+                links = found_links  # a new list from every path: no copy
+            if parent is not None:
+                source = SOURCE_EVENT
+        if parent is None and lambda_context is not None:
+            parent, found_links = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
+            links.extend(found_links)
+            if parent is not None:
+                source = SOURCE_CLIENT_CONTEXT
+        if new_root:
+            parent, source = None, None
+        elif parent is None and settings.use_lambda_env:
+            parent = xray.lambda_span_context()
+            if parent is not None:
+                source = SOURCE_XRAY
+        return EventContext(parent, links, trigger, subtype, source, event, lambda_context, time)
     except Exception:  # tracing never breaks the user's function
         logger.debug("context extraction failed", exc_info=True)
         return EventContext(event=event, lambda_context=lambda_context)
-
-
-def _extract(event: Any, lambda_context: Any, batch_parent: Optional[str]) -> EventContext:
-    if type(event) is dict:
-        trigger, subtype = detect.detect(event)
-    elif mqtt.is_message(event):
-        trigger, subtype = detect.MQTT, None
-    else:
-        trigger = subtype = None
-    settings = _settings_cache  # _settings(), inlined
-    if settings is None or settings.key != _env_key():
-        settings = _settings()
-    if batch_parent is None:
-        batch_parent = settings.batch_parent
-    new_root = batch_parent == config.BATCH_PARENT_NONE and trigger in _BATCH
-    parent: Optional[SpanContext] = None
-    links: List[Link] = []
-    time = None
-    source = None
-
-    extractor = settings.extractor
-    if extractor is not None:
-        parent, links = resolve(custom.carrier(extractor, event, lambda_context), settings.composite)
-        source = SOURCE_CUSTOM if parent is not None else None
-    if parent is None:
-        if trigger in _BATCH:  # the commonest triggers, straight to their reader
-            parent, found_links, time = _batch(event, trigger, settings)
-        else:
-            parent, found_links, time = _from_event(event, trigger, subtype, settings)
-        if links:
-            links.extend(found_links)
-        else:
-            links = found_links  # a new list from every path: no copy
-        if parent is not None:
-            source = SOURCE_EVENT
-    if parent is None and lambda_context is not None:
-        parent, found_links = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
-        links.extend(found_links)
-        if parent is not None:
-            source = SOURCE_CLIENT_CONTEXT
-    if new_root:
-        parent, source = None, None
-    elif parent is None and settings.use_lambda_env:
-        parent = xray.lambda_span_context()
-        if parent is not None:
-            source = SOURCE_XRAY
-    return EventContext(parent, links, trigger, subtype, source, event, lambda_context, time)

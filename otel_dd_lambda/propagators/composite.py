@@ -36,7 +36,7 @@ from opentelemetry.trace import Link, SpanContext
 
 from .. import config
 from . import datadog, tracecontext, xray
-from .headers import HeaderReader, logger, reader, trace_headers
+from .headers import MAX_HEADER_CHARS, HeaderReader, logger, reader, trace_headers
 from .precedence import resolve, set_extracted, span_ids
 
 _EXTRACTORS: Dict[str, Callable[[HeaderReader], Optional[SpanContext]]] = {
@@ -69,6 +69,10 @@ _FIELDS: Dict[str, Set[str]] = {
     config.TRACECONTEXT: {tracecontext.TRACEPARENT, tracecontext.TRACESTATE},
     config.XRAY: {xray.TRACE_HEADER_KEY},
 }
+
+# The fast path's names, as module constants (no attribute lookups per event).
+_DD_TRACE_ID, _TRACEPARENT, _TRACESTATE = datadog.TRACE_ID, tracecontext.TRACEPARENT, tracecontext.TRACESTATE
+_dd_extract = datadog.extract_span_context
 
 
 def _w3c_after(primary: SpanContext, get: HeaderReader) -> Optional[SpanContext]:
@@ -145,13 +149,19 @@ class DatadogCompositePropagator(TextMapPropagator):
         """
         if type(carrier) is not dict:
             return self._extract_with(reader(carrier), None)
-        headers = trace_headers(carrier, self._reads, self._read_set)
-        if self._datadog_first and datadog.TRACE_ID in headers:
+        try:
+            # trace_headers' first case, inlined: a _datadog object (trace names only, as written)
+            # whose values are all str within the cap is read in place.
+            in_place = carrier.keys() <= self._read_set and len("".join(carrier.values())) <= MAX_HEADER_CHARS
+        except Exception:  # a value that is not a str, a hostile key: trace_headers decides
+            in_place = False
+        headers = carrier if in_place else trace_headers(carrier, self._reads, self._read_set)
+        if self._datadog_first and _DD_TRACE_ID in headers:
             # What the general loop does for this order, minus its per-style dispatch: Datadog,
             # then (the usual carrier, written by ddtrace or this package) nothing that a later
             # style could add. Anything else continues in the loop, Datadog's result kept.
             try:
-                primary = datadog.extract_span_context(headers.get)
+                primary = _dd_extract(headers.get)
             except Exception:  # the loop runs it again, and logs
                 return self._extract_with(headers.get, headers)
             if primary is None:
@@ -160,11 +170,11 @@ class DatadogCompositePropagator(TextMapPropagator):
                 if not self._later_w3c:
                     return primary, []
                 # _w3c_repeats, inlined (every request's path).
-                raw = headers.get(tracecontext.TRACEPARENT)
+                raw = headers.get(_TRACEPARENT)
                 if raw is None:
                     return primary, []
                 if raw[3:52] == "%032x-%016x" % span_ids(primary):
-                    raw_state = headers.get(tracecontext.TRACESTATE)
+                    raw_state = headers.get(_TRACESTATE)
                     if raw_state is None or (raw_state[:3] == "dd=" and "," not in raw_state):
                         return primary, []
             return self._extract_with(headers.get, headers, 1, [(config.DATADOG, primary)])

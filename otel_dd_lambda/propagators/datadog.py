@@ -21,12 +21,12 @@ from opentelemetry.propagators.textmap import (
     TextMapPropagator,
     default_setter,
 )
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, TraceState
 
 from .. import ids
 from . import ddstate
 from .headers import HeaderReader, logger, reader, write_headers
-from .precedence import dd_span_context, merge_into
+from .precedence import FAST_SPAN_CONTEXT, NOT_SAMPLED, SAMPLED, _new_trace_state, _new_tuple, dd_span_context, merge_into
 
 TRACE_ID = "x-datadog-trace-id"
 PARENT_ID = "x-datadog-parent-id"
@@ -76,6 +76,7 @@ def parse_tags(value: Optional[str]) -> Optional[Dict[str, str]]:
 
 
 _TID_ONLY_CHARS = len("_dd.p.tid=") + 16
+_MAX_UINT64, _AUTO_KEEP = ids.MAX_UINT64, ids.AUTO_KEEP  # module constants: no attribute lookups
 _KNOWN_PRIORITIES = {str(p): p for p in (ids.USER_REJECT, ids.AUTO_REJECT, ids.AUTO_KEEP, ids.USER_KEEP)}
 
 
@@ -168,7 +169,7 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     ):
         low = int(raw_trace_id)
         parent = int(raw_parent)
-        if not (0 < low <= ids.MAX_UINT64 and 0 < parent <= ids.MAX_UINT64):
+        if not (0 < low <= _MAX_UINT64 and 0 < parent <= _MAX_UINT64):
             low = parent = None  # type: ignore[assignment]
     else:
         low = parent = None  # type: ignore[assignment]
@@ -179,7 +180,7 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
             logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
         return None
     raw_priority = get(SAMPLING_PRIORITY)
-    priority = ids.AUTO_KEEP  # a context without a priority is still a context: sampled
+    priority = _AUTO_KEEP  # a context without a priority is still a context: sampled
     if raw_priority is not None:
         parsed = _KNOWN_PRIORITIES.get(raw_priority)  # "1", "2", ...: without a call
         if parsed is None:
@@ -192,7 +193,21 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     if origin is not None and (len(origin) > MAX_ORIGIN_CHARS or not _printable_ascii(origin)):
         logger.debug("x-datadog-origin malformed: ignored")
         origin = None
-    high, dd_value = _tags_state(get(TAGS), origin or None, priority)
+    raw_tags = get(TAGS)
+    if not origin and raw_tags and len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
+        # _tags_state's first branch, inlined (what ddtrace and our injectors write when no other
+        # tag is set: the high half alone); anything else goes through _tags_state itself.
+        tid = raw_tags[10:]
+        if tid.isascii() and not tid.encode().translate(None, _LOWER_HEX_BYTES):
+            high = int(tid, 16)
+            if high:
+                if FAST_SPAN_CONTEXT:  # dd_span_context, inlined
+                    state = _new_trace_state(TraceState)
+                    state._dict = {ddstate.MEMBER_KEY: "s:%d;t.tid:%s" % (priority, tid)}
+                    return _new_tuple(SpanContext, ((high << 64) | low, parent, True, SAMPLED if priority > 0 else NOT_SAMPLED, state, True))
+                return dd_span_context(  # pragma: no cover - another OTel layout
+                    (high << 64) | low, parent, priority > 0, "s:%d;t.tid:%s" % (priority, tid))
+    high, dd_value = _tags_state(raw_tags, origin or None, priority)
     return dd_span_context((high << 64) | low, parent, priority > 0, dd_value)
 
 

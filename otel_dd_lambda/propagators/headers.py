@@ -8,7 +8,7 @@ reader returns a ``str`` or None, never raises, and refuses hostile sizes.
 from __future__ import annotations
 
 import logging
-from itertools import islice
+from itertools import islice, repeat
 from typing import Any, Callable, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from opentelemetry.propagators.textmap import DefaultGetter, Getter, default_getter
@@ -109,38 +109,51 @@ def trace_headers(carrier: dict, names: Tuple[str, ...], name_set: Optional[Froz
 
     Usually the carrier itself: every value is a ``str``, all of them together within the size
     cap, and no name missing as written may be present in another case (checked with a few
-    C-level joins, not a Python loop over the keys or values). Else a new dict of the names'
+    C-level calls, not a Python loop over the keys or values). Else a new dict of the names'
     values. Either way the extractors read with ``dict.get`` (a C call), and test a style's key
     header with ``in``. ``name_set``: ``frozenset(names)``, precomputed by a caller.
     """
-    # _lowered_keys(carrier), inlined: this runs on every extraction.
+    name_set = name_set or frozenset(names)
     try:
-        keys = "\n".join(carrier)
-    except Exception:  # a key that is not a str: the lowered copy below filters such keys
-        keys = None
-    if keys is None:
-        index, other_case = "", True
+        # A ``_datadog`` object (SQS, SNS, ...) holds trace names only, as written: then no key
+        # can be another spelling of a missing name, without joining and lowering the keys.
+        only_names = carrier.keys() <= name_set
+    except Exception:  # a hostile key's __eq__: decide below
+        only_names = False
+    if only_names:
+        index, other_case = _ALL_LOWERCASE, False
     else:
-        lowered_keys = keys.lower()
-        if lowered_keys == keys:
-            index, other_case = _ALL_LOWERCASE, False
+        # _lowered_keys(carrier), inlined (without its delimiters, see _spelled_otherwise).
+        try:
+            keys = "\n".join(carrier)
+        except Exception:  # a key that is not a str: the lowered copy below filters such keys
+            keys = None
+        if keys is None:
+            index, other_case = "", True
         else:
-            index = "\n%s\n" % lowered_keys
-            # Only the names absent as written are looked up in the index: a set difference
-            # with the dict, in C (API Gateway REST keeps the client's casing: every request). A
-            # name present with a None value is not in that difference, but its carrier fails
-            # the join of values below, and other_case is then decided name by name.
-            name_set = name_set or frozenset(names)
-            missing = name_set.difference(carrier)
-            other_case = _spelled_otherwise(missing, carrier, index)
-            if not other_case and len(carrier) > 2 * len(name_set):
-                # An HTTP carrier (dozens of headers): only the values the extractors may read
-                # must be str within the cap (TypeError: one is not), not every header's.
-                try:
-                    if len("".join(map(carrier.__getitem__, name_set - missing))) <= MAX_HEADER_CHARS:
-                        return carrier
-                except TypeError:
-                    other_case = _spelled_otherwise(names, carrier, index)
+            index = keys.lower()
+            if index == keys:
+                index, other_case = _ALL_LOWERCASE, False
+            else:
+                # Only the names absent as written are looked up in the index: a set difference
+                # with the dict, in C (API Gateway REST keeps the client's casing: every request).
+                # A name present with a None value is not in that difference, but its carrier
+                # fails the join of values below, and other_case is then decided name by name.
+                missing = name_set.difference(carrier)
+                other_case = False
+                for name in missing:
+                    if name in index:  # a substring of the lowered keys: check it exactly
+                        other_case = _spelled_otherwise(missing, carrier, index)
+                        break
+                if not other_case and len(carrier) > 2 * len(name_set):
+                    # An HTTP carrier (dozens of headers): only the values the extractors may
+                    # read must be str within the cap (TypeError: one is not, or None), not
+                    # every header's; a missing name counts as "".
+                    try:
+                        if len("".join(map(carrier.get, names, _BLANKS))) <= MAX_HEADER_CHARS:
+                            return carrier
+                    except TypeError:
+                        other_case = _spelled_otherwise(names, carrier, index)
     if not other_case:
         try:
             if len("".join(carrier.values())) <= MAX_HEADER_CHARS:  # TypeError: not all str
@@ -167,6 +180,7 @@ def trace_headers(carrier: dict, names: Tuple[str, ...], name_set: Optional[Froz
 
 
 _NOT_YET = object()
+_BLANKS = repeat("")  # map()'s second argument: carrier.get(name, "")
 _ALL_LOWERCASE = "\n"
 
 
@@ -190,11 +204,20 @@ def _lowered_keys(carrier: dict) -> str:
     return "\n%s\n" % lowered
 
 
-def _spelled_otherwise(names: Iterable[str], carrier: dict, index: str) -> bool:
-    """Whether a name missing (or None) in ``carrier`` as written may be in ``index`` (_lowered_keys)."""
+def _spelled_otherwise(names: Iterable[str], carrier: dict, lowered_keys: str) -> bool:
+    """Whether a name missing (or None) in ``carrier`` as written may be another key's spelling.
+
+    ``lowered_keys``: the carrier's keys joined with newlines and lowered. A name that is not
+    even a substring of it is spelled no other way; one that is, is looked up between newlines
+    (as ``_lowered_keys`` delimits them). A hit, even a spurious one, only means a lowered copy.
+    """
+    index = None
     for name in names:
-        if carrier.get(name) is None and "\n%s\n" % name in index:
-            return True
+        if name in lowered_keys and carrier.get(name) is None:
+            if index is None:
+                index = "\n%s\n" % lowered_keys
+            if "\n%s\n" % name in index:
+                return True
     return False
 
 

@@ -73,9 +73,11 @@ def make_link(span_context: SpanContext, attributes: Optional[Dict[str, str]]) -
     return link
 
 
+FAST_LINK = True  # make_link is the one above (callers may inline it)
 _probe = Link(SpanContext(1, 1, False), {})
 if vars(_probe) != {"_context": _probe.context, "_attributes": {}}:  # pragma: no cover
     # A future OTel with another Link layout: take the public constructor.
+    FAST_LINK = False
 
     def make_link(span_context: SpanContext, attributes: Optional[Dict[str, str]]) -> Link:  # noqa: F811
         return Link(span_context, attributes)
@@ -84,8 +86,10 @@ if vars(_probe) != {"_context": _probe.context, "_attributes": {}}:  # pragma: n
 # SpanContext is a tuple; its trace_id and span_id properties are Python-level calls.
 span_ids = operator.itemgetter(0, 1)
 
+FAST_SPAN_CONTEXT = True  # dd_span_context is the one above (callers may inline it)
 if not hasattr(TraceState(), "_dict") or SpanContext(1, 2, False)[:] != (1, 2, False, 0, TraceState(), True):  # pragma: no cover
     # A future OTel with another layout: take the public, validating constructors.
+    FAST_SPAN_CONTEXT = False
 
     def _fast_trace_state(members: Dict[str, str]) -> TraceState:  # noqa: F811
         return TraceState(list(members.items()))
