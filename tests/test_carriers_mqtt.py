@@ -12,9 +12,6 @@ from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.carriers.mqtt import UserPropertiesGetter, UserPropertiesSetter
 from tests.support import mosquitto
 
-pytestmark = pytest.mark.skipif(not mosquitto.available(), reason="mosquitto not installed (make installs it)")
-
-
 @pytest.fixture(scope="module")
 def broker():
     with mosquitto.mosquitto() as address:

@@ -172,26 +172,9 @@ class V05Encoder(V04Encoder):
 
     def payloads(self, chunks: Sequence[Chunk], max_size: int) -> List[Payload]:
         # The string table is shared by the whole body, so sizes do not add up: halve until fit.
-        out: List[Payload] = []
-        stack: List[List[Chunk]] = [[c for c in chunks if c]]
-        while stack:
-            group = stack.pop()
-            if not group:
-                continue
-            body = self.encode(group)
-            if len(body) <= max_size:
-                out.append(Payload(body, group, sum(len(c) for c in group)))
-            elif len(group) > 1:
-                middle = len(group) // 2
-                stack.append(group[middle:])
-                stack.append(group[:middle])
-            elif len(group[0]) > 1:
-                first, second = split_chunk(group[0])
-                stack.append([second])
-                stack.append([first])
-            else:
-                self.dropped_spans += 1
-        return out
+        fitted, dropped = fit_by_halving([c for c in chunks if c], self.encode, max_size)
+        self.dropped_spans += dropped
+        return [Payload(body, group, sum(len(c) for c in group)) for body, group in fitted]
 
 
 def _log_span(span: Dict[str, Any]) -> Dict[str, Any]:
@@ -215,16 +198,27 @@ def encode_log_lines(chunks: Sequence[Chunk], max_line: int) -> Tuple[List[str],
     Returns the lines and how many spans were too large to print at all.
     """
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-    lines: List[str] = []
+    groups = [[_log_span(s) for s in c] for c in chunks if c]
+    fitted, dropped = fit_by_halving(groups, lambda group: dumps({"traces": group}), max_line)
+    return [line for line, _ in fitted], dropped
+
+
+def fit_by_halving(chunks: List[Any], encode: Any, limit: int) -> Tuple[List[Tuple[Any, List[Any]]], int]:
+    """Encode ``chunks`` in as few pieces as fit ``limit`` (``len`` of the encoding), in order.
+
+    A piece too large is halved (a list of chunks by chunks, a lone chunk by spans); a lone span
+    still too large is dropped and counted. Returns ``[(encoded, chunks), ...]`` and that count.
+    """
+    out: List[Tuple[Any, List[Any]]] = []
     dropped = 0
-    stack: List[List[List[Dict[str, Any]]]] = [[[_log_span(s) for s in c] for c in chunks if c]]
+    stack: List[List[Any]] = [chunks]
     while stack:
         group = stack.pop()
         if not group:
             continue
-        line = dumps({"traces": group})
-        if len(line) <= max_line:
-            lines.append(line)
+        encoded = encode(group)
+        if len(encoded) <= limit:
+            out.append((encoded, group))
         elif len(group) > 1:
             middle = len(group) // 2
             stack.append(group[middle:])
@@ -235,4 +229,4 @@ def encode_log_lines(chunks: Sequence[Chunk], max_line: int) -> Tuple[List[str],
             stack.append([first])
         else:
             dropped += 1
-    return lines, dropped
+    return out, dropped
