@@ -48,3 +48,38 @@ def reference_extract(events: List[Any], client_contexts: Optional[List[Any]] = 
     if done.returncode:
         raise RuntimeError("reference extraction failed:\n" + done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_TRIGGER_SCRIPT = r"""
+import json, sys
+from datadog_lambda.trigger import extract_http_status_code_tag, extract_trigger_tags
+from tests.wrapper_support import FakeContext, sample
+
+out = {}
+for name, status in json.load(sys.stdin):
+    event, context = sample(name), FakeContext()
+    tags = extract_trigger_tags(event, context)
+    code = extract_http_status_code_tag(tags, {"statusCode": status}) if status is not None else None
+    out[name] = [tags, code]
+print(json.dumps(out))
+"""
+
+
+def reference_trigger_tags(requests: List[Any]) -> dict:
+    """``datadog_lambda``'s trigger tags (and HTTP status tag) for sample files, in a subprocess.
+
+    ``requests``: ``[(sample_name, status_code_or_None), ...]``; returns
+    ``{sample_name: (tags, status_tag_or_None)}`` for ``tests.wrapper_support.FakeContext``.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "_X_AMZN", "OTEL_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", _TRIGGER_SCRIPT],
+        input=json.dumps([list(r) for r in requests]),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
+    if done.returncode:
+        raise RuntimeError("reference trigger tags failed:\n" + done.stderr[-3000:])
+    return {name: tuple(value) for name, value in json.loads(done.stdout.strip().splitlines()[-1]).items()}
