@@ -126,7 +126,8 @@ class _Settings:
     __slots__ = ("present", "absent", "composite", "use_lambda_env", "batch_parent", "extractor", "link_limit")
 
     def __init__(self) -> None:
-        self.present, self.absent = _env_snapshot()
+        self.present, absent = _env_snapshot()
+        self.absent = tuple(absent)  # isdisjoint walks a tuple faster than a sparse frozenset
         styles = config.propagation_styles("extract")
         self.use_lambda_env = config.XRAY_LAMBDA in styles
         # Lambda's own header is not a carrier style: it is the last fallback, applied once.
@@ -166,6 +167,8 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
 
 # ---------------------------------------------------------------- per trigger
 
+_BATCH_PARENT_NONE = config.BATCH_PARENT_NONE
+_BATCH_SOURCES = {"aws:sqs": detect.SQS, "aws:sns": detect.SNS, "aws:kinesis": detect.KINESIS}
 _BATCH = {
     # reader, message id, (message id, time) of the first record in one call, time kind
     detect.SQS: (sqs.record_carrier, sqs.message_id, sqs.meta, _MS),
@@ -174,17 +177,17 @@ _BATCH = {
 }
 
 
-def _batch(event: Dict[str, Any], trigger: str, settings: _Settings):
+def _batch(records: List[Any], first: Dict[str, Any], trigger: str, settings: _Settings):
+    """A batch event's ``(parent, links, time)``; ``first`` is ``records[0]``, a dict."""
     read, message_id, meta, kind = _BATCH[trigger]
-    records = event["Records"]
     composite = settings.composite
     limit = settings.link_limit
-    # detect() named a batch trigger, so the first record is a dict. It is the parent, and its
-    # terminated contexts (a new list from resolve) are the first links.
-    first = records[0]
+    # The first record is the parent, and its terminated contexts (a new list from resolve) are
+    # the first links.
     carrier = read(first)
-    if type(carrier) is dict and carrier.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS):
-        parent, links = composite.extract_from_carrier(carrier)  # resolve(), minus its dispatch
+    if type(carrier) is dict and carrier.keys() <= composite.read_set:
+        # Trace headers only (so not a Step Functions object): resolve(), minus its dispatch.
+        parent, links = composite.extract_from_carrier(carrier, True)
     else:
         parent, links = resolve(carrier, composite)
     mid, when = meta(first)
@@ -225,7 +228,8 @@ def _http(event: Dict[str, Any], subtype: Optional[str], composite: DatadogCompo
 def _from_event(event: Any, trigger: Optional[str], subtype: Optional[str], settings: _Settings):
     """``(parent, links, time)`` found in the event itself."""
     if trigger in _BATCH:
-        return _batch(event, trigger, settings)
+        records = event["Records"]
+        return _batch(records, records[0], trigger, settings)
     composite = settings.composite
     if trigger in detect.HTTP_TRIGGERS:
         parent, links = _http(event, subtype, composite)
@@ -256,48 +260,53 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
     batch is a new root with links only); default from ``DD_BATCH_PARENT``.
     """
     try:  # (the body is inline: one frame less per event)
-        if type(event) is dict:
-            trigger, subtype = detect.detect(event)
-        elif mqtt.is_message(event):
-            trigger, subtype = detect.MQTT, None
-        else:
-            trigger = subtype = None
         settings = _settings_cache  # _settings(), inlined
         if settings is None or not (_env_items >= settings.present and _env_keys.isdisjoint(settings.absent)):
             settings = _settings()
-        if batch_parent is None:
-            batch_parent = settings.batch_parent
-        new_root = batch_parent == config.BATCH_PARENT_NONE and trigger in _BATCH
-        parent: Optional[SpanContext] = None
-        links: List[Link] = []
-        time = None
-        source = None
+        subtype = None
+        if type(event) is dict:
+            # detect()'s first branch, inlined for the batch triggers (SQS, SNS, Kinesis).
+            records = event.get("Records")
+            first = records[0] if type(records) is list and records else None
+            source = (first.get("eventSource") or first.get("EventSource")) if type(first) is dict and "cf" not in first else None
+            trigger = _BATCH_SOURCES.get(source) if type(source) is str else None
+            if trigger is None:
+                trigger, subtype = detect.detect(event)
+        elif mqtt.is_message(event):
+            trigger = detect.MQTT
+        else:
+            trigger = None
 
         extractor = settings.extractor
+        custom_links: Any = ()  # a list from resolve() when the extractor ran
         if extractor is not None:
-            parent, links = resolve(custom.carrier(extractor, event, lambda_context), settings.composite)
-            source = SOURCE_CUSTOM if parent is not None else None
+            parent, custom_links = resolve(custom.carrier(extractor, event, lambda_context), settings.composite)
+            source = SOURCE_CUSTOM
+            time = None
+        else:
+            parent = None
         if parent is None:
             if trigger in _BATCH:  # the commonest triggers, straight to their reader
-                parent, found_links, time = _batch(event, trigger, settings)
+                parent, links, time = _batch(records, first, trigger, settings)
             elif trigger in detect.HTTP_TRIGGERS:  # _from_event's next branch, without its dispatch
-                parent, found_links = _http(event, subtype, settings.composite)
+                parent, links = _http(event, subtype, settings.composite)
                 time = (_MS, http.request_time_ms(event)) if subtype is not None else None
             else:
-                parent, found_links, time = _from_event(event, trigger, subtype, settings)
-            if links:
-                links.extend(found_links)
-            else:
-                links = found_links  # a new list from every path: no copy
-            if parent is not None:
-                source = SOURCE_EVENT
-        if parent is None and lambda_context is not None:
-            parent, found_links = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
-            links.extend(found_links)
-            if parent is not None:
-                source = SOURCE_CLIENT_CONTEXT
-        if new_root:
-            parent, source = None, None
+                parent, links, time = _from_event(event, trigger, subtype, settings)
+            if custom_links:
+                links[:0] = custom_links
+            source = SOURCE_EVENT
+            if parent is None:
+                source = None
+                if lambda_context is not None:
+                    parent, found_links = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
+                    links.extend(found_links)
+                    if parent is not None:
+                        source = SOURCE_CLIENT_CONTEXT
+        else:
+            links = custom_links
+        if trigger in _BATCH and (batch_parent or settings.batch_parent) == _BATCH_PARENT_NONE:
+            parent = source = None  # a new root: the records are links only
         elif parent is None and settings.use_lambda_env:
             parent = xray.lambda_span_context()
             if parent is not None:

@@ -24,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
+from otel_dd_lambda import ids
 from otel_dd_lambda.propagators import DatadogCompositePropagator, DatadogPropagator, datadog, ddstate
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -320,3 +321,17 @@ _tag_value = st.one_of(
 def test_tags_state_fast_paths_match_the_general_path(raw: str, trailing_comma: bool, origin: Optional[str], priority: int) -> None:
     raw = raw + "," if trailing_comma and raw else raw
     assert datadog._tags_state(raw, origin, priority) == _general_tags_state(raw, origin, priority)
+
+
+@pytest.mark.parametrize(
+    "tid",
+    ["6548F5B200000000", "0x48f5b200000000", "6548_5b200000000", " 548f5b200000000", "+548f5b200000000",
+     "\u0666548f5b200000000"[:16], "0000000000000000", "6548f5b20000000g"],
+)
+def test_a_tid_only_tag_that_is_not_16_lowercase_hex_digits_keeps_the_64_bit_trace(tid: str) -> None:
+    # The one-tag fast path checks the tid by formatting it back; it must agree with ids.parse_tid.
+    assert not ids.parse_tid(tid)  # invalid, or a zero high half
+    headers = {"x-datadog-trace-id": "9", "x-datadog-parent-id": "2", "x-datadog-tags": "_dd.p.tid=" + tid}
+    span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()
+    assert span_context.trace_id == 9
+    assert DatadogCompositePropagator(("datadog",)).extract_from_carrier(headers)[0].trace_id == 9

@@ -19,6 +19,7 @@ logger = logging.getLogger("otel_dd_lambda.carriers")
 
 MAX_DD_JSON = 8192  # a _datadog object is a few hundred bytes; larger is not a trace carrier
 DATADOG_KEY = "_datadog"
+_NONE: Dict[str, Any] = {}  # the default of chained .get()s over event JSON (never written)
 
 _loads = json.loads
 # json.loads's own scanner (the C one when available). json.loads adds three Python layers
