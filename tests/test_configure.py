@@ -10,18 +10,20 @@ import textwrap
 
 import pytest
 
+from tests.support.samples import SAMPLES
+
 BASE_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "my-fn", "AWS_LAMBDA_FUNCTION_VERSION": "7", "AWS_REGION": "eu-west-1",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "OTEL_DD_LAMBDA_EXPORT_MODE": "log",
 }
 
 
-def run(code: str, env=None, cwd=None) -> subprocess.CompletedProcess:
+def run(code: str, env=None, cwd=None, args=()) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
     full_env.update(BASE_ENV)
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [cwd, os.getcwd()]))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=cwd,
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=full_env, cwd=cwd,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -74,6 +76,23 @@ def test_disabled_is_a_cheap_no_op():
                           "exporter": "otel_dd_lambda.exporters.datadog" in sys.modules}))
     """, {"DD_TRACE_ENABLED": "false"})
     assert last_json(proc) == {"provider": "NoOpTracerProvider", "sdk": False, "exporter": False}
+
+
+@pytest.mark.parametrize("mode", ["log", "agent"])
+def test_init_loads_msgpack_only_for_the_agent_and_hashlib_only_for_step_functions(mode):
+    # Cold start: log mode never encodes msgpack; the SHA-256 of Step Functions ids waits for
+    # the first Step Functions event. Agent mode loads msgpack at init, not in the first flush.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        otel_dd_lambda.configure()
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        before = {"msgpack": "msgpack" in sys.modules, "hashlib": "hashlib" in sys.modules}
+        found = otel_dd_lambda.extract_context(json.loads(sys.argv[1])).parent is not None
+        print(json.dumps({"before": before, "after_sfn": found and "hashlib" in sys.modules}))
+    """, {"OTEL_DD_LAMBDA_EXPORT_MODE": mode, "DD_TRACE_AGENT_URL": "http://127.0.0.1:9"},
+        args=[(SAMPLES / "states.json").read_text()])
+    out = last_json(proc)
+    assert out == {"before": {"msgpack": mode == "agent", "hashlib": False}, "after_sfn": True}
 
 
 def test_existing_sdk_provider_is_reused():

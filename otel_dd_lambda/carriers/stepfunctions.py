@@ -10,7 +10,6 @@ and its ``_dd.p.tid`` are used instead.
 
 from __future__ import annotations
 
-from hashlib import sha256
 from typing import Any, Dict, Optional
 
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -30,6 +29,8 @@ CONTEXT_OBJECT_KEYS = frozenset(("Execution", "Payload", DATADOG_KEY))
 
 
 def _halves(text: str):
+    from hashlib import sha256  # here, not at import: OpenSSL's hashlib costs ~1.5 ms of cold start
+
     digest = int.from_bytes(sha256(text.encode("utf-8", "surrogatepass")).digest()[:16], "big")
     return ((digest >> 64) & _MASK63) or 1, (digest & _MASK63) or 1
 

@@ -51,6 +51,7 @@ from otel_dd_lambda.exporters.encoding import (
     V04Encoder,
     V05Encoder,
     encode_log_lines,
+    load_msgpack,
     split_chunk,
 )
 from otel_dd_lambda.exporters.mapping import Chunk, SpanMapper
@@ -132,6 +133,8 @@ class DatadogSpanExporter(SpanExporter):
             api_version = "v0.4"
         self.api_version = api_version
         self._encoder = V05Encoder() if api_version == "v0.5" else V04Encoder()
+        if self.mode == "agent":
+            load_msgpack()  # now, at init, rather than during the first invocation's flush
         if native_span_events is None:
             native_span_events = config.exporter_settings().native_span_events
         # native span events only exist in v0.4; elsewhere they travel as the "events" tag

@@ -13,11 +13,23 @@ import json
 import struct
 from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
-import msgpack
-
 from otel_dd_lambda.exporters.mapping import Chunk, fix_big_ints, links_json
 
 _TID = "_dd.p.tid"
+
+
+def _packb(obj: Any) -> bytes:
+    """``msgpack.packb``, imported on first use (log mode never loads msgpack)."""
+    return load_msgpack()(obj)
+
+
+def load_msgpack() -> Any:
+    """Import msgpack (agent mode calls this at init) and make ``_packb`` its ``packb``."""
+    global _packb
+    from msgpack import packb
+
+    _packb = packb
+    return packb
 
 
 class Payload(NamedTuple):
@@ -56,10 +68,10 @@ class V04Encoder:
         self.dropped_spans = 0  # spans too large to send on their own
 
     def pack_chunk(self, chunk: Chunk) -> bytes:
-        return msgpack.packb(chunk)
+        return _packb(chunk)
 
     def encode(self, chunks: Sequence[Chunk]) -> bytes:
-        return msgpack.packb(list(chunks))
+        return _packb(list(chunks))
 
     def payloads(self, chunks: Sequence[Chunk], max_size: int) -> List[Payload]:
         """Cut ``chunks`` into bodies of at most ``max_size`` bytes."""
@@ -68,10 +80,10 @@ class V04Encoder:
             return []
         # the common case: everything fits in one body, packed in one call
         try:
-            whole = msgpack.packb(chunks)
+            whole = _packb(chunks)
         except OverflowError:  # an int attribute beyond 64 bits: mapping leaves it to us
             fix_big_ints(chunks)
-            whole = msgpack.packb(chunks)
+            whole = _packb(chunks)
         if len(whole) <= max_size:
             return [Payload(whole, chunks, sum(len(c) for c in chunks))]
         packb = self.pack_chunk
@@ -165,7 +177,7 @@ class V05Encoder(V04Encoder):
                 )
             traces.append(trace)
         try:
-            return msgpack.packb([list(table), traces])
+            return _packb([list(table), traces])
         except OverflowError:
             fix_big_ints(list(chunks))
             return self.encode(chunks)
