@@ -268,8 +268,8 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
             # detect()'s first branch, inlined for the batch triggers (SQS, SNS, Kinesis).
             records = event.get("Records")
             first = records[0] if type(records) is list and records else None
-            source = (first.get("eventSource") or first.get("EventSource")) if type(first) is dict and "cf" not in first else None
-            trigger = _BATCH_SOURCES.get(source) if type(source) is str else None
+            event_source = (first.get("eventSource") or first.get("EventSource")) if type(first) is dict and "cf" not in first else None
+            trigger = _BATCH_SOURCES.get(event_source) if type(event_source) is str else None
             if trigger is None:
                 trigger, subtype = detect.detect(event)
         elif mqtt.is_message(event):
