@@ -50,6 +50,28 @@ def split_arn(invoked_arn: Optional[str]) -> Tuple[Optional[str], str, Optional[
     return lowered, "$LATEST", account
 
 
+# The invoked ARN and the function name are the same on every invocation of a process:
+# their Datadog forms are worked out once (one entry each, replaced atomically).
+_last_arn: Tuple[Optional[str], Tuple[Optional[str], str, Optional[str]]] = (None, (None, "$LATEST", None))
+_last_name: Tuple[Optional[str], str] = (None, "")
+
+
+def _arn_parts(invoked_arn: str) -> Tuple[Optional[str], str, Optional[str]]:
+    global _last_arn
+    last = _last_arn
+    if last[0] != invoked_arn:
+        last = _last_arn = (invoked_arn, split_arn(invoked_arn))
+    return last[1]
+
+
+def _lower_name(name: str) -> str:
+    global _last_name
+    last = _last_name
+    if last[0] != name:
+        last = _last_name = (name, name.lower())
+    return last[1]
+
+
 def span_kind(trigger: Optional[str]) -> SpanKind:
     return SpanKind.CONSUMER if trigger in CONSUMER_TRIGGERS else SpanKind.SERVER
 
@@ -85,10 +107,10 @@ def start_attributes(
     attributes["faas.trigger"] = _FAAS_TRIGGER.get(trigger or "", "other")
     if name:
         attributes["faas.name"] = name
-        attributes["functionname"] = name.lower()
+        attributes["functionname"] = _lower_name(name)
         attributes["resource_names"] = name
     if invoked_arn:
-        function_arn, version, account = split_arn(invoked_arn)
+        function_arn, version, account = _arn_parts(invoked_arn)
         attributes["cloud.resource_id"] = invoked_arn
         if function_arn:
             attributes["function_arn"] = function_arn

@@ -195,11 +195,11 @@ class _Instrumentation:
     def _xray(self, parent_ctx: Any, trace: Any, source: Optional[str]) -> Any:
         """Apply DD_MERGE_XRAY_TRACES: Lambda's segment as the parent of an event without one, and
         the ``datadog-metadata`` subsegment; without it, never parent on Lambda's own segment."""
-        settings = self.settings
         header = config.lambda_trace_header()  # Lambda sets it anew for each invocation
-        parent = trace.get_current_span(parent_ctx).get_span_context()
         if not header:
             return parent_ctx
+        settings = self.settings
+        parent = trace.get_current_span(parent_ctx).get_span_context()
         from . import xray_merge
 
         lambda_parent = xray_merge.xray_parent(header)
@@ -253,13 +253,17 @@ class _Instrumentation:
         try:
             inferred = state.inferred
             if inferred is not None:
+                # one set_attributes call: the SDK takes its lock and checks the span per call
+                tags = {}
                 if status_code is not None:
-                    inferred.set_attribute("http.status_code", status_code)
+                    tags["http.status_code"] = status_code
                 route = span.attributes.get("http.route") if hasattr(span, "attributes") else None
                 if route:
-                    inferred.set_attribute("http.route", route)
+                    tags["http.route"] = route
                 if self.settings.service:
-                    inferred.set_attribute("peer.service", self.settings.service)
+                    tags["peer.service"] = self.settings.service
+                if tags:
+                    inferred.set_attributes(tags)
                 inferred.end()
             if state.cold or cold_start.hook_installed():
                 self._cold_start_spans(state)

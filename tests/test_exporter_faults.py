@@ -192,6 +192,24 @@ def test_garbage_responses() -> None:
         assert exporter.rate_by_service == {"service:svc,env:": 0.5}
 
 
+def test_rate_by_service_follows_every_new_response_body(monkeypatch: Any) -> None:
+    # a body identical to the previous one is not parsed again; any other body is
+    from otel_dd_lambda.exporters import datadog
+
+    half, quarter = (b'{"rate_by_service":{"service:svc,env:":%s}}' % rate for rate in (b"0.5", b"0.25"))
+    bodies = [half, half, quarter, b"not json", half, half]
+    expected = [0.5, 0.5, 0.25, 0.25, 0.5, 0.5]  # an unreadable body keeps the last rates
+    parsed: List[bytes] = []
+    real = datadog.parse_response_rates
+    monkeypatch.setattr(datadog, "parse_response_rates", lambda body: parsed.append(body) or real(body))
+    with FakeAgent(lambda request: (200, bodies[request.number])) as agent:
+        exporter = exporter_for(agent.url)
+        for rate in expected:
+            assert exporter.export(make_spans(1, 1)) is SpanExportResult.SUCCESS
+            assert exporter.rate_by_service == {"service:svc,env:": rate}
+    assert parsed == [half, quarter, b"not json", half]
+
+
 def test_keep_alive_reuses_one_connection() -> None:
     ports = set()
 

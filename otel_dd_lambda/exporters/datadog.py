@@ -58,6 +58,7 @@ from otel_dd_lambda.exporters.mapping import Chunk, SpanMapper
 from otel_dd_lambda.exporters.transport import (
     AgentTransport,
     Endpoint,
+    encode_headers,
     parse_response_rates,
     resolve_endpoint,
 )
@@ -153,6 +154,8 @@ class DatadogSpanExporter(SpanExporter):
         self._out = out
         self._extra_headers = dict(headers or {})
         self._headers: Optional[Dict[str, str]] = None
+        self._encoded_headers: Optional[bytes] = None
+        self._rates_body: Optional[bytes] = None  # the agent's last 2xx body, already parsed
         self._transport = AgentTransport(self.endpoint)
         self._send_lock = threading.Lock()  # one request at a time on the connection
         self._buffer_lock = threading.Lock()  # guards _buffer and the counters
@@ -299,6 +302,19 @@ class DatadogSpanExporter(SpanExporter):
         headers["X-Datadog-Trace-Count"] = str(trace_count)
         return headers
 
+    def _request_head(self, trace_count: int) -> Any:
+        """``_request_headers`` encoded for the wire: the fixed lines are encoded once."""
+        fixed = self._encoded_headers
+        if fixed is None:
+            headers = self._request_headers(trace_count)
+            if "X-Datadog-Trace-Count" in self._headers:  # set by the caller: keep its place
+                return headers
+            try:
+                fixed = self._encoded_headers = encode_headers(self._headers)
+            except UnicodeEncodeError:  # the transport reports it, as for any request
+                return headers
+        return fixed + b"X-Datadog-Trace-Count: %d\r\n" % trace_count
+
     def _send(self, chunks: List[Chunk], deadline: float) -> List[Chunk]:
         """Deliver ``chunks``; returns those left unsent by retryable failures."""
         encoder = self._encoder
@@ -340,7 +356,7 @@ class DatadogSpanExporter(SpanExporter):
 
     def _send_payload(self, payload: Payload, deadline: float) -> str:
         """``sent``, ``split`` (413), ``rejected`` (dropped) or ``retry`` (keep for later)."""
-        headers = self._request_headers(len(payload.chunks))
+        headers = self._request_head(len(payload.chunks))
         path = self._encoder.path
         delay = self.backoff
         attempts = 1 if self._agent_unavailable else self.max_attempts
@@ -358,9 +374,13 @@ class DatadogSpanExporter(SpanExporter):
                 status = response.status
                 self._agent_unavailable = False  # it answered: full retries again
                 if 200 <= status < 300:
-                    rates = parse_response_rates(response.body)
-                    if rates is not None:
-                        self.rate_by_service = rates
+                    body = response.body
+                    # the agent nearly always answers the same rates: parse only a new body
+                    if body != self._rates_body:
+                        rates = parse_response_rates(body)
+                        if rates is not None:
+                            self.rate_by_service = rates
+                        self._rates_body = body
                     return "sent"
                 if status == 413:
                     return "split"

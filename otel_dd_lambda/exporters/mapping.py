@@ -36,7 +36,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
 from opentelemetry.sdk import trace as _sdk_trace
 from opentelemetry.sdk.util import BoundedList as _BoundedList
+from opentelemetry.trace import Link as _Link
+from opentelemetry.trace import SpanContext as _SpanContext
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import TraceState as _TraceState
 
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
 from otel_dd_lambda import config
@@ -283,9 +286,12 @@ class SpanMapper:
         return entry[1]
 
     def _dd_state(self, trace_state: Any) -> Optional[DDState]:
-        if not trace_state:
+        if type(trace_state) is _TraceState:  # its len() and get() are Python-level
+            value = trace_state._dict.get("dd")
+        elif not trace_state:
             return None
-        value = trace_state.get("dd")
+        else:
+            value = trace_state.get("dd")
         if not value:
             return None
         states = self._states
@@ -356,12 +362,25 @@ class SpanMapper:
             # a partial chunk (the root has not ended yet): like ddtrace, tag its first span
             roots = [(head, None, head_base)]
         origin = None
+        dd_state = self._dd_state
         for dd_span, span, base in roots:
             if dd_span is not head:
                 _add_chunk_meta(dd_span, base.chunk_meta, full_id)
-            context = span.context if span is not None else None
-            state = self._dd_state(context.trace_state) if context is not None else None
-            sampled = bool(context.trace_flags & 1) if context is not None else True
+            if span is None:
+                context = parent = None
+            elif type(span) in _SDK_SPAN_TYPES:  # fields directly, as in _map_span
+                fields = span.__dict__
+                context = fields["_context"]
+                parent = fields["_parent"]
+            else:
+                context = span.context
+                parent = span.parent
+            if context is not None:
+                state = dd_state(context.trace_state)
+                sampled = bool(context.trace_flags & 1)
+            else:
+                state = None
+                sampled = True
             dd_span["metrics"]["_sampling_priority_v1"] = sampling_priority(sampled, state)
             if state is not None:
                 meta = dd_span["meta"]
@@ -370,8 +389,8 @@ class SpanMapper:
                         meta.setdefault(key, value)
                 if state.origin:
                     origin = state.origin
-            if span is not None and span.parent is not None:
-                parent_state = self._dd_state(span.parent.trace_state)
+            if parent is not None:
+                parent_state = dd_state(parent.trace_state)
                 if parent_state is not None and parent_state.last_parent and \
                         parent_state.last_parent != "0000000000000000":
                     dd_span["meta"]["_dd.parent_id"] = parent_state.last_parent
@@ -438,6 +457,8 @@ class SpanMapper:
             elif vtype is float:
                 if value - value == 0.0:  # drops NaN and +-inf, which the agent rejects
                     metrics[key] = value
+            elif vtype is bool:  # as _to_str writes it, without the call
+                meta[key] = "true" if value else "false"
             else:
                 meta[key] = _to_str(value)
 
@@ -523,22 +544,25 @@ class SpanMapper:
                     metrics["http.status_code"] = float(code)
                 except (TypeError, ValueError):
                     pass
-            op_name = _operation_name(kind, lookup)
-            dd_resource = _resource_name(name, kind, lookup)
-            span_type = _span_type(kind, lookup)
         else:
-            op_name = base.op_name
-            dd_resource = name
-            span_type = base.span_type
+            lookup = None
+        invocation = "faas.invocation_id" in attributes
+        # Datadog's serverless conventions name the invocation span unless it names itself:
+        # the semantic-convention rules only run for what they would decide
+        if invocation and "operation.name" not in attributes:
+            op_name = "aws.lambda"
+        else:
+            op_name = _operation_name(kind, lookup) if lookup is not None else base.op_name
+        if invocation and "resource.name" not in attributes:
+            dd_resource = _to_str(attributes.get("faas.name") or base.faas_name or service)
+        else:
+            dd_resource = _resource_name(name, kind, lookup) if lookup is not None else name
+        if invocation and "span.type" not in attributes:
+            span_type = "serverless"
+        else:
+            span_type = _span_type(kind, lookup) if lookup is not None else base.span_type
 
-        if "faas.invocation_id" in attributes:
-            # Datadog's serverless conventions for the invocation span
-            if "operation.name" not in attributes:
-                op_name = "aws.lambda"
-            if "span.type" not in attributes:
-                span_type = "serverless"
-            if "resource.name" not in attributes:
-                dd_resource = _to_str(attributes.get("faas.name") or base.faas_name or service)
+        if invocation:
             meta.setdefault("_dd.origin", "lambda")
             meta["request_id"] = _to_str(attributes["faas.invocation_id"])
             if "cold_start" not in meta:
@@ -745,28 +769,51 @@ def _native_event(event: Any) -> Dict[str, Any]:
 
 
 def _link(link: Any) -> Dict[str, Any]:
-    context = link.context
-    trace_id = context.trace_id
+    if type(link) is _Link:  # the API's Link: its fields directly, not through properties
+        context = link._context
+        attributes = link._attributes
+    else:
+        context = link.context
+        attributes = link.attributes
+    if type(context) is _SpanContext:  # a tuple (trace_id, span_id, is_remote, flags, state, valid)
+        trace_id = context[0]
+        span_id = context[1]
+        trace_flags = context[3]
+        trace_state = context[4]
+    else:
+        trace_id = context.trace_id
+        span_id = context.span_id
+        trace_flags = context.trace_flags
+        trace_state = context.trace_state
     out: Dict[str, Any] = {
         "trace_id": trace_id & _LOW64,
         "trace_id_high": trace_id >> 64,
-        "span_id": context.span_id,
+        "span_id": span_id,
     }
-    attributes = _plain_dict(link.attributes)
+    if type(attributes) is _BoundedAttributes:
+        attributes = attributes._dict
+    elif type(attributes) is not dict:
+        attributes = _plain_dict(attributes)
     if attributes:
         flat: Dict[str, str] = {}
         for key, value in attributes.items():
-            if isinstance(value, (list, tuple)):
+            if type(value) is str:
+                flat[key] = value
+            elif isinstance(value, (list, tuple)):
                 # Datadog's link attributes are str -> str: sequences become key.0, key.1, ...
                 for index, item in enumerate(value):
                     flat["%s.%d" % (key, index)] = _to_str(item) if type(item) is not str else item
             else:
-                flat[key] = value if type(value) is str else _to_str(value)
+                flat[key] = _to_str(value)
         out["attributes"] = flat
-    trace_state = context.trace_state
-    if trace_state:
+    if type(trace_state) is _TraceState:
+        # TraceState.to_header() without its generator; its len() is Python-level
+        members = trace_state._dict
+        if members:
+            out["tracestate"] = ",".join([key + "=" + value for key, value in members.items()])
+    elif trace_state:
         out["tracestate"] = trace_state.to_header()
-    out["flags"] = int(context.trace_flags) | _FLAGS_SET
+    out["flags"] = int(trace_flags) | _FLAGS_SET
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from otel_dd_lambda import config
@@ -163,19 +163,26 @@ def _read_response(sock: Any, max_response: int) -> Tuple[int, bytes, bool]:
             buf = rest
             continue
         break
-    headers: Dict[str, str] = {}
+    # only three headers matter; a repeated one counts with its last value
+    connection = transfer_encoding = ""
+    length_text = None
     for line in head[1:]:
         key, sep, value = line.partition(":")
         if sep:
-            headers[key.strip().lower()] = value.strip()
-    connection = headers.get("connection", "").lower()
+            key = key.strip().lower()
+            if key == "content-length":
+                length_text = value.strip()
+            elif key == "connection":
+                connection = value.strip()
+            elif key == "transfer-encoding":
+                transfer_encoding = value.strip()
+    connection = connection.lower()
     will_close = "close" in connection or (status_line[0] == "HTTP/1.0" and "keep-alive" not in connection)
     if status in (204, 304):
         return status, b"", will_close
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+    if "chunked" in transfer_encoding.lower():
         body, rest = _read_chunked(recv, rest, max_response)
         return status, body, will_close
-    length_text = headers.get("content-length")
     if length_text is None:  # delimited by the end of the connection
         parts = [rest]
         size = len(rest)
@@ -261,6 +268,7 @@ class AgentTransport:
         self._max_response = max_response
         self._conn: Optional[_Connection] = None
         self._pid = os.getpid()
+        self._request_line: Tuple[str, str, bytes] = ("", "", b"")  # last (method, path, encoded)
 
     def _connection(self, timeout: float) -> _Connection:
         conn = self._conn
@@ -273,17 +281,18 @@ class AgentTransport:
         conn.timeout = timeout
         return conn
 
-    def request(self, method: str, path: str, body: bytes, headers: Dict[str, str],
+    def request(self, method: str, path: str, body: bytes, headers: Union[Dict[str, str], bytes],
                 timeout: float) -> Response:
         """Send one request; raises OSError on transport failure (refused, reset, timeout, not HTTP).
+
+        ``headers`` is a dict, or the header lines already encoded (``encode_headers``): the
+        exporter sends the same ones on every request.
 
         A keep-alive connection the server closed while idle fails on first use: that case is
         retried once on a fresh connection when nothing of the response was read.
         """
-        lines = [""]  # the request line and Host, once the connection is known
-        for key, value in headers.items():
-            lines.append("%s: %s\r\n" % (key, value))
-        lines.append("Content-Length: %d\r\n\r\n" % len(body))
+        block = headers if type(headers) is bytes else encode_headers(headers)
+        tail = b"Content-Length: %d\r\n\r\n" % len(body)
         for attempt in (0, 1):
             conn = self._connection(timeout)
             reused = conn.sock is not None
@@ -292,10 +301,14 @@ class AgentTransport:
                     conn.connect()
                 sock = conn.sock
                 sock.settimeout(timeout)
-                lines[0] = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, conn.host_header)
+                # the request line and Host depend only on the endpoint: encoded once
+                line = self._request_line
+                if line[0] != method or line[1] != path:
+                    line = self._request_line = (method, path, (
+                        "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, conn.host_header)).encode("latin-1"))
                 # header block and body in one send: a separate small write waits for the
                 # peer's delayed ACK under Nagle's algorithm (~40 ms per request)
-                sock.sendall("".join(lines).encode("latin-1") + body)
+                sock.sendall(b"".join((line[2], block, tail, body)))
                 status, data, will_close = _read_response(sock, self._max_response)
                 if will_close:
                     self.close()
@@ -316,6 +329,11 @@ class AgentTransport:
                 conn.close()
             except Exception:
                 pass
+
+
+def encode_headers(headers: Dict[str, str]) -> bytes:
+    """Header lines (``Key: value\\r\\n`` each) as they go on the wire."""
+    return "".join(["%s: %s\r\n" % (key, value) for key, value in headers.items()]).encode("latin-1")
 
 
 def parse_response_rates(body: bytes) -> Optional[Dict[str, float]]:
