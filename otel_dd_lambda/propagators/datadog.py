@@ -158,19 +158,21 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     if raw_trace_id is None:
         return None
     raw_parent = get(PARENT_ID)
-    # ids.parse_dd_id for both ids, inlined (every request's path): 1-20 ASCII digits (isdigit
-    # alone admits non-ASCII digits; it is False for ""), then 1 .. 2**64-1. A reader returns
-    # str or None.
-    if (
-        type(raw_trace_id) is str
-        and type(raw_parent) is str
-        and len(raw_trace_id) <= 20
-        and len(raw_parent) <= 20
-        and raw_trace_id.isdigit()
-        and raw_parent.isdigit()
-        and raw_trace_id.isascii()
-        and raw_parent.isascii()
-    ):
+    # ids.parse_dd_id for both ids, inlined (every request's path): 1-20 ASCII digits, then
+    # 1 .. 2**64-1. bytes.isdigit is ASCII-only and False for b"" (str.isdigit admits other
+    # scripts' digits, and costs more). A reader returns str or None.
+    try:
+        valid = (
+            type(raw_trace_id) is str
+            and type(raw_parent) is str
+            and len(raw_trace_id) <= 20
+            and len(raw_parent) <= 20
+            and raw_trace_id.encode().isdigit()
+            and raw_parent.encode().isdigit()
+        )
+    except UnicodeEncodeError:  # a lone surrogate
+        valid = False
+    if valid:
         low = int(raw_trace_id)
         parent = int(raw_parent)
         if not (0 < low <= _MAX_UINT64 and 0 < parent <= _MAX_UINT64):
