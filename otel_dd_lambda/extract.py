@@ -200,10 +200,15 @@ def _batch(records: List[Any], first: Dict[str, Any], trigger: str, settings: _S
         else:  # pragma: no cover - another OTel Link layout
             links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
     if len(records) > 1 and len(links) < limit:
+        read_set = composite.read_set
         for record in islice(records, 1, None):
             if type(record) is not dict:
                 continue
-            span_context = resolve(read(record), composite)[0]
+            carrier = read(record)
+            if type(carrier) is dict and carrier.keys() <= read_set:  # as for the first record
+                span_context = composite.extract_from_carrier(carrier, True)[0]
+            else:
+                span_context = resolve(carrier, composite)[0]
             if span_context is not None:
                 mid = message_id(record)
                 links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))

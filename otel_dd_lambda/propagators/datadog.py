@@ -81,6 +81,7 @@ _KNOWN_PRIORITIES = {str(p): p for p in (ids.USER_REJECT, ids.AUTO_REJECT, ids.A
 # The dd= member of a context whose only tag is the tid, up to the tid (a concatenation costs a
 # third of a "%" format).
 _TID_MEMBER_HEADS = {p: "s:%d;t.tid:" % p for p in _KNOWN_PRIORITIES.values()}
+_PRIORITY_MEMBERS = {p: ddstate.format_dd_member(p, None, None) for p in _KNOWN_PRIORITIES.values()}
 
 
 def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -> Tuple[int, str]:
@@ -211,6 +212,9 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
                 return _new_tuple(SpanContext, ((high << 64) | low, parent, True, SAMPLED if priority > 0 else NOT_SAMPLED, state, True))
             return dd_span_context(  # pragma: no cover - another OTel layout
                 (high << 64) | low, parent, priority > 0, "s:%d;t.tid:%s" % (priority, tid))
+    elif raw_tags is None and not origin:
+        # No tags, no origin (64-bit tracers): the member is the priority alone.
+        return dd_span_context(low, parent, priority > 0, _PRIORITY_MEMBERS.get(priority) or "s:%d" % priority)
     high, dd_value = _tags_state(raw_tags, origin or None, priority)
     return dd_span_context((high << 64) | low, parent, priority > 0, dd_value)
 
