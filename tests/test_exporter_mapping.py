@@ -317,3 +317,27 @@ def test_registered_as_otel_traces_exporter() -> None:
     exporter = entry.load()()  # the SDK's auto-configuration builds it with no arguments
     assert isinstance(exporter, DatadogSpanExporter)
     exporter.shutdown()
+
+
+def test_private_field_fast_paths_agree_with_the_public_properties(monkeypatch) -> None:
+    # The mapper reads private OTel fields when the layout probe found them; on another layout
+    # it uses the public properties. Both must give the same Datadog spans, links included.
+    from opentelemetry.trace import Link
+
+    from otel_dd_lambda.exporters import mapping
+
+    linked = SpanContext(7 << 64 | 8, 11, True, TraceFlags(1), TraceState([("dd", "s:1;t.tid:0000000000000007"), ("vendor", "v1")]))
+    root = ReadableSpan(
+        name="aws.lambda", context=SpanContext((3 << 64) | 5, 9, False, TraceFlags(1), TraceState([("dd", "s:2;o:lambda")])),
+        parent=SpanContext((3 << 64) | 5, 4, True, TraceFlags(1), TraceState([("dd", "s:2;p:00000000000000aa")])),
+        kind=SpanKind.SERVER, resource=RESOURCE, instrumentation_scope=SCOPE, start_time=1_000, end_time=3_500,
+        attributes={"faas.invocation_id": "r1", "faas.coldstart": True, "faas.name": "fn", "tags": ["a", "b"]},
+        links=[Link(linked, {"messaging.message.id": "m1", "n": 3, "seq": ("x", 2)}), Link(linked)],
+    )
+    child = span(name="child", parent=root.context, attributes={"k": 1.5, "flag": False})
+    fast = SpanMapper().map_chunks([child, root])
+    for name, value in (("_SDK_SPAN_TYPES", frozenset()), ("_BoundedAttributes", None), ("_TraceState", None),
+                        ("_Link", None), ("_SpanContext", None)):
+        monkeypatch.setattr(mapping, name, value)
+    assert SpanMapper().map_chunks([child, root]) == fast
+    assert fast[0][1]["span_links"][0]["attributes"] == {"messaging.message.id": "m1", "n": "3", "seq.0": "x", "seq.1": "2"}

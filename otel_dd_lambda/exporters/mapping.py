@@ -42,6 +42,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace import TraceState as _TraceState
 
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
+from otel_dd_lambda.propagators.precedence import FAST_SPAN_CONTEXT
 from otel_dd_lambda import config
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,30 @@ _SDK_SPAN_TYPES = frozenset(
     t for t in (getattr(_sdk_trace, "ReadableSpan", None), getattr(_sdk_trace, "_Span", None),
                 getattr(_sdk_trace, "Span", None)) if isinstance(t, type)
 )
+_SPAN_FIELDS = ("_context", "_parent", "_name", "_kind", "_status", "_start_time", "_end_time", "_attributes",
+                "_events", "_links", "_resource", "_instrumentation_scope")
+
+
+def _layout_probe() -> None:
+    """The hot paths read private fields of OTel objects (a property costs ~50 ns each). Checked
+    once here: on an OTel whose layout differs, the type tests below never match, and every
+    object is read through its public properties instead."""
+    global _SDK_SPAN_TYPES, _BoundedAttributes, _TraceState, _Link, _SpanContext
+    probe = _sdk_trace.ReadableSpan(name="probe")
+    if not all(field in probe.__dict__ for field in _SPAN_FIELDS):
+        _SDK_SPAN_TYPES = frozenset()
+    if not hasattr(_BoundedAttributes(), "_dict"):
+        _BoundedAttributes = None  # type: ignore[assignment,misc]
+    if not hasattr(_TraceState(), "_dict"):
+        _TraceState = None  # type: ignore[assignment,misc]
+    link = _Link(_SpanContext(1, 1, False))
+    if not (hasattr(link, "_context") and hasattr(link, "_attributes")):
+        _Link = None  # type: ignore[assignment,misc]
+    if not FAST_SPAN_CONTEXT:
+        _SpanContext = None  # type: ignore[assignment,misc]
+
+
+_layout_probe()
 # attributes that set span fields and are not repeated as tags (as in Datadog's OTLP ingest)
 _DD_CONVENTION_KEYS = frozenset(("service.name", "operation.name", "resource.name", "span.type"))
 _SERVER = SpanKind.SERVER
