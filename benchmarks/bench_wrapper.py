@@ -298,8 +298,10 @@ def main() -> int:
                     order = sides[round_ % 3:] + sides[:round_ % 3]
                     for which in order:
                         before = sink_stats(port)
+                        # cwd: not the repo, whose otel_dd_lambda would shadow BENCH_OURS_PATH's
+                        # (``python -c`` puts the working directory first on sys.path)
                         proc = subprocess.run([sys.executable, "-c", CHILD, which, event, str(args.calls)], env=env,
-                                              capture_output=True, text=True)
+                                              capture_output=True, text=True, cwd=app_dir)
                         if proc.returncode:
                             sys.stderr.write(proc.stderr)
                             raise SystemExit("%s failed on %s" % (which, event))
