@@ -27,7 +27,7 @@ import timeit
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
-SAMPLES = Path(os.environ.get("EVENT_SAMPLES") or Path(__file__).resolve().parents[2] / "shared" / "event_samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "events"
 TRACE_ID, SPAN_ID = 0x6548F5B2000000001234567890ABCDEF, 0x1122334455667788
 TARGET_EXTRACT, TARGET_INJECT = 0.33, 0.5
 

@@ -59,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_import import _env as import_env  # noqa: E402
 from bench_import import import_cost_ms  # noqa: E402
 
-SAMPLES = os.environ.get("EVENT_SAMPLES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "event_samples")
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "events")
 EVENTS = ("api-gateway.json", "sqs-batch.json")
 
 # Pretend the Datadog Lambda extension is installed (both sides check this one path).

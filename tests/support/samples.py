@@ -1,7 +1,10 @@
-"""Where the shared Lambda event samples live: ``EVENT_SAMPLES``, else ``../shared`` beside the repo."""
+"""The Lambda event samples the tests and benchmarks use, kept in the repository.
 
-import os
+``tests/fixtures/events/`` holds real Lambda event samples and ``manifest.json``, what Datadog's
+reference library extracts from each; a clone anywhere needs nothing beside it.
+"""
+
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(os.environ.get("EVENT_SAMPLES") or REPO.parent / "shared" / "event_samples")
+SAMPLES = REPO / "tests" / "fixtures" / "events"
