@@ -6,11 +6,11 @@ at cold start and each feature pays only for what it loads.
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _PUBLIC = {
-    "configure": "otel_dd_lambda.configure",
-    "instrument_handler": "otel_dd_lambda.wrapper",
+    "configure": "otel_dd_lambda.runtime.configure",
+    "instrument_handler": "otel_dd_lambda.runtime.wrapper",
     "extract_context": "otel_dd_lambda.extract",
     "EventContext": "otel_dd_lambda.extract",
     "inject": "otel_dd_lambda.injection",
@@ -20,10 +20,10 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .configure import configure
+    from .runtime.configure import configure
     from .extract import EventContext, extract_context
     from .injection import get_trace_headers, inject
-    from .wrapper import instrument_handler
+    from .runtime.wrapper import instrument_handler
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any, Callable, Tuple
 
-from . import cold_start, config
+from . import config
+from .runtime import cold_start
 
 
 class HandlerError(ImportError):
@@ -54,16 +55,16 @@ def _init() -> Callable[..., Any]:
             "DD_LAMBDA_HANDLER is not set: set it to your handler (module.function) when the "
             "function's handler is otel_dd_lambda.handler.handler")
     if not settings.trace_enabled:
-        from .wrapper import instrument_handler
+        from .runtime.wrapper import instrument_handler
 
         return instrument_handler(load_handler(settings.lambda_handler))  # unchanged (or async adapter)
     if settings.cold_start_tracing:
         cold_start.install_import_hook()  # before configure() and the user's imports
-    from .configure import configure
+    from .runtime.configure import configure
 
     configure()  # during init, which Lambda runs at full CPU, not in the first invocation
     user_handler = load_handler(settings.lambda_handler)
-    from .wrapper import instrument_handler
+    from .runtime.wrapper import instrument_handler
 
     return instrument_handler(user_handler)
 

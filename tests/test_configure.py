@@ -190,7 +190,7 @@ def test_cold_start_tracing_through_the_redirect(user_code):
 def test_profiling_starts_ddtraces_profiler():
     proc = run("""
         import json
-        from otel_dd_lambda import profiling
+        from otel_dd_lambda.runtime import profiling
         p = profiling.start_profiler()
         status = str(p.status) if p is not None else None
         assert profiling.start_profiler() is p

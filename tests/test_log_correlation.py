@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from otel_dd_lambda import cold_start, log_correlation
-from otel_dd_lambda.wrapper import instrument_handler
+from otel_dd_lambda.runtime import cold_start, log_correlation
+from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.wrapper_support import FakeContext, pipeline
 
 LAMBDA_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"

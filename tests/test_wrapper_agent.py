@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from otel_dd_lambda import cold_start
+from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
-from otel_dd_lambda.wrapper import instrument_handler
+from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import run_test_agent
 from tests.wrapper_support import FakeContext, pipeline, sample
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_dd_lambda import cold_start, config
-from otel_dd_lambda.wrapper import instrument_handler
+from otel_dd_lambda import config
+from otel_dd_lambda.runtime import cold_start
+from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.wrapper_support import ARN, FakeContext, by_name, manifest, pipeline, sample
 from tests.support.reference import reference_trigger_tags
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_dd_lambda import cold_start
-from otel_dd_lambda.wrapper import instrument_handler
+from otel_dd_lambda.runtime import cold_start
+from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.wrapper_support import FakeContext, pipeline, sample
 
 json_values = st.recursive(

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from otel_dd_lambda import cold_start, xray_merge
-from otel_dd_lambda.wrapper import instrument_handler
+from otel_dd_lambda.runtime import cold_start, xray_merge
+from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.wrapper_support import FakeContext, pipeline, sample
 
 ROOT = "1-5e272390-8c398be037738dc042009320"

@@ -63,6 +63,7 @@ from otel_dd_lambda.exporters.transport import (
     resolve_endpoint,
 )
 from otel_dd_lambda import config
+from otel_dd_lambda._version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -72,21 +73,6 @@ DEFAULT_MAX_PAYLOAD = 5 * 1024 * 1024
 DEFAULT_MAX_LOG_LINE = 250 * 1024  # CloudWatch Logs caps one event at 256 KiB
 _RETRYABLE = frozenset((408, 429))
 _INTERPRETERS = {"cpython": "CPython", "pypy": "PyPy"}
-
-
-def _tracer_version() -> str:
-    try:
-        from otel_dd_lambda import __version__  # type: ignore[attr-defined]
-
-        return str(__version__)
-    except Exception:
-        pass
-    try:  # slower (~ms), so only when the package does not say it itself
-        from importlib.metadata import version
-
-        return version("otel-dd-lambda")
-    except Exception:
-        return "unknown"
 
 
 def resolve_mode(mode: Optional[str], agent_url: Optional[str]) -> str:
@@ -294,7 +280,7 @@ class DatadogSpanExporter(SpanExporter):
                 "Datadog-Meta-Lang-Version": "%d.%d.%d" % (info[0], info[1], info[2]),
                 "Datadog-Meta-Lang-Interpreter": _INTERPRETERS.get(
                     sys.implementation.name, sys.implementation.name),
-                "Datadog-Meta-Tracer-Version": _tracer_version(),
+                "Datadog-Meta-Tracer-Version": __version__,
                 "Datadog-Send-Real-Http-Status": "1",
             }
             self._headers.update(self._extra_headers)

@@ -24,7 +24,8 @@ import time
 from functools import update_wrapper
 from typing import Any, Callable, Optional
 
-from . import cold_start, config
+from .. import config
+from . import cold_start
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,9 @@ class _Instrumentation:
 
         from opentelemetry.trace import Status, StatusCode
 
-        from . import __version__
+        from .._version import __version__
         from . import invocation  # loaded now, during init, not in the first call
-        from .extract import extract_context
+        from ..extract import extract_context
         from .inferred import inferred_span
 
         self._extract = extract_context

@@ -23,7 +23,9 @@ import os
 import threading
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from . import __version__, cold_start, config
+from .. import config
+from .._version import __version__
+from . import cold_start
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def install_propagator() -> Any:
     """Make ``DatadogCompositePropagator`` the global propagator and return it."""
     import sys
 
-    from .propagators.composite import DatadogCompositePropagator
+    from ..propagators.composite import DatadogCompositePropagator
 
     if "opentelemetry.propagate" not in sys.modules:
         # opentelemetry.propagate builds a default propagator at import by scanning entry points
@@ -174,8 +176,8 @@ def _configure(settings: config.LambdaSettings, service: Optional[str], env: Opt
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
-    from .exporters.processor import LambdaSpanProcessor
-    from .ids import DatadogXRayIdGenerator
+    from ..exporters.processor import LambdaSpanProcessor
+    from ..ids import DatadogXRayIdGenerator
 
     service = service or settings.service
     env = env or settings.env
@@ -196,7 +198,7 @@ def _configure(settings: config.LambdaSettings, service: Optional[str], env: Opt
         trace.set_tracer_provider(provider)
 
     if exporter is None:
-        from .exporters.datadog import DatadogSpanExporter
+        from ..exporters.datadog import DatadogSpanExporter
 
         if mode is None and settings.flush_to_log:
             mode = "log"
@@ -236,7 +238,7 @@ def _install_botocore_hook() -> None:
 
 def _botocore_loaded() -> None:
     try:
-        from .botocore_hook import install_botocore_hook
+        from ..botocore_hook import install_botocore_hook
 
         install_botocore_hook()
     except Exception:

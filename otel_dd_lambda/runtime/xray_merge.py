@@ -17,7 +17,7 @@ import socket
 import time
 from typing import Optional, Tuple
 
-from . import config, ids
+from .. import config, ids
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _header_fields(header: Optional[str]) -> Optional[Tuple[str, str, Optional[s
 
 def xray_parent(header: Optional[str] = None):
     """The span context of Lambda's X-Ray segment, or None (absent, malformed or unsampled)."""
-    from .propagators import xray
+    from ..propagators import xray
 
     return xray.lambda_span_context(header if header is not None else config.lambda_trace_header())
 
@@ -129,7 +129,7 @@ def send_metadata_subsegment(
         target = parse_daemon_address(address if address is not None else config.xray_daemon_address())
         if target is None or span_context is None or not span_context.is_valid:
             return False
-        from .propagators import ddstate
+        from ..propagators import ddstate
 
         sampled = bool(span_context.trace_flags & 1)
         state = ddstate.parse_dd_member(span_context.trace_state.get(ddstate.MEMBER_KEY))
