@@ -30,8 +30,8 @@ def load(name: str) -> Optional[Callable[..., Any]]:
             function = getattr(importlib.import_module(module_name), attr)
             if not callable(function):
                 function = None
-    except Exception:
-        logger.debug("DD_TRACE_EXTRACTOR %r could not be loaded", name, exc_info=True)
+    except Exception as exc:  # the user's module or name is wrong
+        logger.debug("DD_TRACE_EXTRACTOR %r could not be loaded: %r", name, exc)
         function = None
     _cache[name] = function
     return function
@@ -53,8 +53,8 @@ def carrier(name: str, event: Any, lambda_context: Any) -> Optional[Dict[str, An
         return None
     try:
         result = function(event, lambda_context)
-    except Exception:
-        logger.debug("DD_TRACE_EXTRACTOR %r raised", name, exc_info=True)
+    except Exception as exc:  # the user's extractor failed: reported, not treated as our bug
+        logger.debug("DD_TRACE_EXTRACTOR %r raised %r", name, exc)
         return None
     if isinstance(result, tuple) and len(result) == 3:
         trace_id, parent_id, priority = result

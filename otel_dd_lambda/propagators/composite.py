@@ -257,14 +257,17 @@ class DatadogCompositePropagator(TextMapPropagator):
     ) -> None:
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
-            try:
-                if type(carrier) is dict and type(setter) is DefaultSetter:
+            if type(carrier) is dict and type(setter) is DefaultSetter:
+                try:
                     self._write(span_context, carrier.__setitem__)  # what DefaultSetter does
-                else:
+                except Exception:  # only our own code runs here: a bug, with its traceback
+                    logger.debug("injection failed", exc_info=True)
+            else:
+                try:
                     for key, value in self.headers(span_context).items():
                         setter.set(carrier, key, value)
-            except Exception:
-                logger.debug("injection failed", exc_info=True)
+                except Exception as exc:  # the user's setter or carrier refused a header
+                    logger.debug("injection failed: %r", exc)
         if self._baggage is not None:
             self._baggage.inject(carrier, context, setter)
 
