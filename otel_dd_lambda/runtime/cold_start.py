@@ -21,6 +21,7 @@ MAX_RECORDS = 10_000  # bounded memory even if init imports a whole distribution
 
 _init_ns: int = time.time_ns()
 _invocations: int = 0
+_restored: bool = False  # the sandbox was restored from a SnapStart snapshot
 _lock = threading.Lock()
 
 
@@ -29,6 +30,21 @@ def mark_init(timestamp_ns: Optional[int] = None) -> None:
     global _init_ns
     if _invocations == 0:
         _init_ns = time.time_ns() if timestamp_ns is None else timestamp_ns
+
+
+def mark_restore(timestamp_ns: Optional[int] = None) -> None:
+    """A SnapStart restore (default: now) begins a new sandbox: its first invocation is a cold
+    start whose init is the restore, whatever happened before the snapshot."""
+    global _init_ns, _invocations, _restored
+    with _lock:
+        _invocations = 0
+        _restored = True
+        _init_ns = time.time_ns() if timestamp_ns is None else timestamp_ns
+
+
+def restored() -> bool:
+    """Whether this sandbox was restored from a snapshot."""
+    return _restored
 
 
 def init_time_ns() -> int:
@@ -51,8 +67,9 @@ def invocation_state(now_ns: Optional[int] = None) -> Tuple[bool, bool]:
 
 
 def _reset_for_tests(init_ns: Optional[int] = None) -> None:
-    global _invocations, _init_ns
+    global _invocations, _init_ns, _restored
     _invocations = 0
+    _restored = False
     _init_ns = time.time_ns() if init_ns is None else init_ns
 
 

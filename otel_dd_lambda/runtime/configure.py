@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 
 from .. import config
 from .._version import __version__
-from . import cold_start
+from . import cold_start, snapstart
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ def _configure(settings: config.LambdaSettings, service: Optional[str], env: Opt
     # The import hook goes in first so that the imports below are timed too.
     if settings.cold_start_tracing if cold_start_tracing is None else cold_start_tracing:
         cold_start.install_import_hook()
+    snapstart.register_restore_hooks()
     if propagator:
         install_propagator()
 

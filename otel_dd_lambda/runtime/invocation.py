@@ -17,6 +17,8 @@ from typing import Any, Dict, Optional, Tuple
 
 from opentelemetry.trace import SpanKind
 
+from .cold_start import restored as restored_sandbox
+
 HTTP_TRIGGERS = frozenset(("api-gateway", "application-load-balancer", "lambda-function-url"))
 # Triggers whose events arrive as messages: the invocation consumes them.
 CONSUMER_TRIGGERS = frozenset(("sqs", "sns", "kinesis", "dynamodb", "eventbridge", "s3", "cloudwatch-events", "cloudwatch-logs"))
@@ -104,6 +106,10 @@ def start_attributes(
     attributes["cold_start"] = "true" if cold_start else "false"
     if proactive_init:
         attributes["proactive_initialization"] = "true"
+    if cold_start and restored_sandbox():
+        # AWS's own name for this init (AWS_LAMBDA_INITIALIZATION_TYPE); Datadog's Python library
+        # has no SnapStart tag of its own
+        attributes["init_type"] = "snap-start"
     attributes["faas.trigger"] = _FAAS_TRIGGER.get(trigger or "", "other")
     if name:
         attributes["faas.name"] = name
