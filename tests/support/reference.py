@@ -83,3 +83,35 @@ def reference_trigger_tags(requests: List[Any]) -> dict:
     if done.returncode:
         raise RuntimeError("reference trigger tags failed:\n" + done.stderr[-3000:])
     return {name: tuple(value) for name, value in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
+_PAYLOAD_SCRIPT = r"""
+import json, sys
+from ddtrace.trace import tracer
+from datadog_lambda.tag_object import tag_object
+
+out = []
+for prefix, payload in json.load(sys.stdin):
+    span = tracer.trace("payload")
+    tag_object(span, prefix, payload)
+    out.append({k: v for k, v in span.get_tags().items() if k.startswith(prefix)})
+    span.finish()
+print(json.dumps(out))
+"""
+
+
+def reference_payload_tags(payloads: List[Any], max_depth: int = 10) -> List[dict]:
+    """``datadog_lambda``'s payload-capture tags for ``[(prefix, payload), ...]`` (JSON values)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "_X_AMZN", "OTEL_"))}
+    env.update({"DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH": str(max_depth), "DD_TRACE_ENABLED": "false",
+                "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false"})
+    done = subprocess.run(
+        [sys.executable, "-c", _PAYLOAD_SCRIPT],
+        input=json.dumps([list(p) for p in payloads]),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if done.returncode:
+        raise RuntimeError("reference payload tags failed:\n" + done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
