@@ -99,6 +99,9 @@ class RuntimeAPI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in separate writes: without TCP_NODELAY each answer waits
+            # for the client's delayed ACK (~40 ms), as Lambda's own endpoint does not
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
