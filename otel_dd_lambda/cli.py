@@ -1,6 +1,6 @@
 """The ``otel-dd-lambda`` command: one subcommand per module in ``otel_dd_lambda.commands``.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+Each command module (``exec-wrapper-path`` lives in ``exec_wrapper_path``) defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
 it is imported only when its command runs.
 """
 
@@ -11,11 +11,12 @@ import importlib
 import sys
 from typing import List, Optional
 
-COMMANDS = ("convert", "inspect", "demo")
+COMMANDS = ("convert", "inspect", "demo", "exec-wrapper-path")
 _HELP = {
     "convert": "print one trace context (traceparent, Datadog headers JSON or X-Ray header) in every format",
     "inspect": "show which trigger a Lambda event is, the contexts and links it carries",
     "demo": "run the end-to-end demo: three instrumented handlers, one trace",
+    "exec-wrapper-path": "print the path of the AWS_LAMBDA_EXEC_WRAPPER script shipped in the package",
 }
 
 
@@ -26,7 +27,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sub.add_parser(name, help=_HELP[name], description=_HELP[name])
     # Parse the command name first so that only its module is imported.
     args, _ = parser.parse_known_args(argv)
-    module = importlib.import_module("otel_dd_lambda.commands." + args.command)
+    module = importlib.import_module("otel_dd_lambda.commands." + args.command.replace("-", "_"))
     command_parser = argparse.ArgumentParser(prog="otel-dd-lambda " + args.command, description=_HELP[args.command])
     module.add_arguments(command_parser)
     rest = list(sys.argv[1:] if argv is None else argv)

@@ -3,16 +3,24 @@ and ``DD_LAMBDA_HANDLER`` to your own (``module.function``, ``dir/file.function`
 ``package.module.function``, exactly as Lambda's own handler setting).
 
 Importing this module (Lambda does it during init) starts the cold-start import timer, runs
-``configure()``, loads your handler the way the Lambda runtime would, and wraps it. Errors
-loading it are your module's own errors, raised unchanged from this import, so Lambda reports
-them as it would have without this redirect; a missing ``DD_LAMBDA_HANDLER`` or function is an
-``ImportError`` / ``AttributeError`` naming what is missing.
+``configure()``, loads your handler the way the Lambda runtime would, and wraps it.
+
+Errors loading your handler are reported as Lambda would have reported them without this
+redirect. Under Lambda's runtime interface client (``awslambdaric``, which imports this module),
+a failed import, a syntax error or a missing function is raised as the client's own
+``FaultException`` with the type and message it would have built for your handler string
+(``Runtime.ImportModuleError: Unable to import module 'app': ...``): were it left to the
+client, it would name ``otel_dd_lambda.handler`` instead. Any other exception your module raises
+on import is raised unchanged. Elsewhere (a plain import) your module's errors propagate
+unchanged, and a missing ``DD_LAMBDA_HANDLER`` or function is an ``ImportError`` /
+``AttributeError`` naming what is missing.
 """
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from . import config
 from .runtime import cold_start
@@ -42,10 +50,49 @@ def load_handler(path: str) -> Callable[..., Any]:
     try:
         function = getattr(module, function_name)
     except AttributeError:
-        raise HandlerNotFound("Handler %r missing on module %r" % (function_name, module_name)) from None
+        raise HandlerNotFound("Handler '%s' missing on module '%s'" % (function_name, module_name)) from None
     if not callable(function):
-        raise HandlerNotFound("Handler %r on module %r is not callable" % (function_name, module_name))
+        raise HandlerNotFound("Handler '%s' on module '%s' is not callable" % (function_name, module_name))
     return function
+
+
+def _runtime_fault() -> Optional[Any]:
+    """``awslambdaric``'s ``FaultException`` when the runtime client is loaded (it is the one
+    importing this module then); None elsewhere. Never imports it."""
+    module = sys.modules.get("awslambdaric.lambda_runtime_exception")
+    fault = getattr(module, "FaultException", None)
+    return fault if isinstance(fault, type) and issubclass(fault, Exception) else None
+
+
+def _load_under_runtime(path: str, fault: Any) -> Callable[..., Any]:
+    """``load_handler`` whose load failures carry the runtime client's error type and message
+    for ``path`` (its ``_get_handler`` rules), so that the init error names the user's module.
+    The error types are the ones Lambda documents for init failures."""
+    raw_module = path.rpartition(".")[0]  # the client reports the module as written
+    try:
+        module_name, function_name = parse_handler(path)
+    except HandlerError as error:
+        raise fault("Runtime.MalformedHandlerName", str(error)) from None
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise fault("Runtime.BuiltInModuleConflict",
+                    "Cannot use built-in module %s as a handler module" % raw_module)
+    try:
+        return load_handler(path)
+    except ImportError as error:
+        raise fault("Runtime.ImportModuleError",
+                    "Unable to import module '%s': %s" % (raw_module, error)) from None
+    except SyntaxError as error:
+        trace = ['  File "%s" Line %s\n    %s' % (error.filename, error.lineno, error.text)]
+        raise fault("Runtime.UserCodeSyntaxError",
+                    "Syntax error in module '%s': %s" % (raw_module, error), trace) from None
+    except HandlerNotFound as error:
+        message = str(error).replace("'%s'" % module_name, "'%s'" % raw_module, 1)
+        raise fault("Runtime.HandlerNotFound", message) from None
+
+
+def _load(path: str) -> Callable[..., Any]:
+    fault = _runtime_fault()
+    return load_handler(path) if fault is None else _load_under_runtime(path, fault)
 
 
 def _init() -> Callable[..., Any]:
@@ -57,13 +104,13 @@ def _init() -> Callable[..., Any]:
     if not settings.trace_enabled:
         from .runtime.wrapper import instrument_handler
 
-        return instrument_handler(load_handler(settings.lambda_handler))  # unchanged (or async adapter)
+        return instrument_handler(_load(settings.lambda_handler))  # unchanged (or async adapter)
     if settings.cold_start_tracing:
         cold_start.install_import_hook()  # before configure() and the user's imports
     from .runtime.configure import configure
 
     configure()  # during init, which Lambda runs at full CPU, not in the first invocation
-    user_handler = load_handler(settings.lambda_handler)
+    user_handler = _load(settings.lambda_handler)
     from .runtime.wrapper import instrument_handler
 
     return instrument_handler(user_handler)

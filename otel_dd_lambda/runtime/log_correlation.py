@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Tuple
 _LAMBDA_TEXT_SUFFIX = "%(aws_request_id)s\t%(message)s"
 _DD_FIELD = "[dd.trace_id=%(dd.trace_id)s dd.span_id=%(dd.span_id)s]\t"
 _ZERO_IDS = ("0", "0", "0" * 32, "0" * 16, False)
+# The runtime client's root handlers: the second one when AWS_LAMBDA_LOG_LEVEL is set.
+_LAMBDA_HANDLERS = frozenset(("LambdaLoggerHandler", "LambdaLoggerHandlerWithFrameType"))
 
 _installed_factory: Optional[Callable[..., logging.LogRecord]] = None
 _previous_factory: Optional[Callable[..., logging.LogRecord]] = None
@@ -95,7 +97,7 @@ def extend_lambda_formatters(root: Optional[logging.Logger] = None) -> int:
     changed = 0
     for handler in (root or logging.getLogger()).handlers:
         formatter = handler.formatter
-        if handler.__class__.__name__ != "LambdaLoggerHandler" or type(formatter) is not logging.Formatter:
+        if handler.__class__.__name__ not in _LAMBDA_HANDLERS or type(formatter) is not logging.Formatter:
             continue
         fmt = formatter._fmt or ""
         if "%(dd.trace_id)s" in fmt or _LAMBDA_TEXT_SUFFIX not in fmt:
