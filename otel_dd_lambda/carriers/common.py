@@ -140,7 +140,7 @@ def gunzip_b64_prefix(raw: Any, max_output: int) -> Optional[bytes]:
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
-_scan_string = json.decoder.scanstring
+_scan_string: Any = json.decoder.scanstring  # type: ignore[attr-defined]  # (C scanner; not in the stubs)
 
 
 def json_member(text: str, key: str, max_members: int = 16) -> Any:

@@ -161,7 +161,7 @@ def _report(args: argparse.Namespace, event: Any) -> int:
     logging.getLogger("otel_dd_lambda").addHandler(handler)
     try:
         result = extract_context(event)
-        report = {
+        report: Dict[str, Any] = {
             "trigger": result.trigger,
             "trigger_tags": result.trigger_tags,
             "source": result.source,
