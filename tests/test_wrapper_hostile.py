@@ -107,3 +107,230 @@ def test_odd_contexts():
     handler = instrument_handler(lambda e, c: result, tracer_provider=PROVIDER)
     for context in (None, object(), Broken(), FakeContext(arn="arn:aws:lambda"), FakeContext(remaining_ms=-5)):
         assert handler({}, context) is result
+
+
+# ------------------------------------------------------------------ hostile Lambda context objects
+
+CONTEXT_NAMES = ("aws_request_id", "invoked_function_arn", "function_name", "function_version", "client_context",
+                 "memory_limit_in_mb", "identity", "log_group_name")
+ERRORS = (RuntimeError, ValueError, TypeError, KeyError, AttributeError, RecursionError, ZeroDivisionError, OSError)
+
+
+class RaisingInt:
+    def __int__(self):
+        raise ValueError("no int")
+
+    __index__ = __int__
+
+
+class StrSub(str):
+    def __eq__(self, other):
+        raise RuntimeError("no eq")
+
+    __hash__ = str.__hash__
+
+    def lower(self):
+        raise RuntimeError("no lower")
+
+    def split(self, *args):
+        raise RuntimeError("no split")
+
+
+def _raiser(error):
+    def get(self, *args):
+        raise error("hostile")
+    return get
+
+
+hostile_values = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=200),
+    st.binary(max_size=40), st.lists(st.integers(), max_size=3), st.just(Weird()), st.just(RaisingInt()),
+    st.text(max_size=40).map(StrSub), st.just("arn:aws:lambda"), st.just("9" * 5000),
+    st.dictionaries(st.sampled_from(["custom", "x-datadog-trace-id", "traceparent", "_datadog"]),
+                    st.one_of(st.text(max_size=40), st.just(Weird()), st.integers()), max_size=3),
+)
+
+
+@st.composite
+def hostile_contexts(draw):
+    """Context objects as a foreign runtime, a test double or an attacker might build them: each
+    attribute absent, a hostile value, a property that raises, or a method returning/raising."""
+    shape = draw(st.sampled_from(["object", "object", "object", "getattr-raises", "value"]))
+    if shape == "value":
+        return draw(hostile_values)
+    attrs = {}
+    for name in CONTEXT_NAMES + ("get_remaining_time_in_millis",):
+        how = draw(st.sampled_from(["absent", "value", "property-raises", "method", "method-raises"]))
+        if how == "value":
+            attrs[name] = draw(hostile_values)
+        elif how == "property-raises":
+            attrs[name] = property(_raiser(draw(st.sampled_from(ERRORS))))
+        elif how == "method":
+            attrs[name] = (lambda v: lambda self: v)(draw(hostile_values))
+        elif how == "method-raises":
+            attrs[name] = _raiser(draw(st.sampled_from(ERRORS)))
+    if shape == "getattr-raises":
+        attrs["__getattr__"] = _raiser(draw(st.sampled_from(ERRORS)))
+    return type("HostileContext", (), attrs)()
+
+
+class AllRaise:
+    """Every attribute a Lambda context has, as a property that raises."""
+
+    aws_request_id = property(_raiser(RuntimeError))
+    invoked_function_arn = property(_raiser(RuntimeError))
+    function_name = property(_raiser(RuntimeError))
+    client_context = property(_raiser(RuntimeError))
+    get_remaining_time_in_millis = property(_raiser(RuntimeError))
+
+
+class RemainingRaises(FakeContext):
+    def get_remaining_time_in_millis(self):
+        raise RuntimeError("no time")
+
+
+def _arn(value):
+    context = FakeContext()
+    context.invoked_function_arn = value
+    return context
+
+
+def _remaining(value):
+    context = FakeContext()
+    context.get_remaining_time_in_millis = lambda: value
+    return context
+
+
+NAMED_CONTEXTS = {
+    "None": None, "object": object(), "int": 42, "str": "ctx", "dict": {"aws_request_id": "r"},
+    "all-raise": AllRaise(), "remaining-raises": RemainingRaises(), "arn-int": _arn(7), "arn-None": _arn(None),
+    "arn-short": _arn("arn:aws:lambda"), "arn-strsub": _arn(StrSub("arn:aws:lambda:us-east-1:1:function:f")),
+    "remaining-nan": _remaining(float("nan")), "remaining-inf": _remaining(float("inf")),
+    "remaining-huge": _remaining(2**200), "remaining-str": _remaining("12abc"), "remaining-None": _remaining(None),
+    "remaining-raising-int": _remaining(RaisingInt()), "remaining-negative": _remaining(-5),
+    "getattr-raises": type("G", (), {"__getattr__": _raiser(RuntimeError)})(),
+}
+
+
+def _invocation_spans():
+    return [s for s in MEMORY.get_finished_spans() if "faas.invocation_id" in (s.attributes or {})]
+
+
+def _check_context(context, event=None):
+    """The handler's result and exception are unchanged and each invocation's span reaches the
+    exporter: in the invocation's flush, or (no time left by the context's own account) in the next."""
+    event = {} if event is None else event
+    result, error = object(), KeyError("x")
+
+    def ok(e, c):
+        assert c is context  # the handler gets the very object
+        return result
+
+    def bad(e, c):
+        raise error
+
+    for handler, expect_error in ((ok, False), (bad, True)):
+        PROVIDER.force_flush(5000)  # what an earlier test left waiting
+        MEMORY.clear()
+        wrapped = instrument_handler(handler, tracer_provider=PROVIDER)
+        if expect_error:
+            with pytest.raises(KeyError) as caught:
+                wrapped(event, context)
+            assert caught.value is error
+        else:
+            assert wrapped(event, context) is result
+        timeout = wrapped.instrumentation.last_flush_timeout_ms
+        assert timeout is not None and timeout <= 900_000
+        if timeout <= 0:
+            assert PROVIDER.force_flush(5000)  # the spans waited in the processor, not lost
+        spans = _invocation_spans()
+        assert len(spans) == 1, [s.name for s in MEMORY.get_finished_spans()]
+        assert (spans[0].status.status_code.name == "ERROR") is expect_error
+    MEMORY.clear()
+
+
+@pytest.mark.parametrize("name", sorted(NAMED_CONTEXTS))
+def test_hostile_context_keeps_result_and_span(name):
+    _check_context(NAMED_CONTEXTS[name], sample("sqs-batch.json"))
+
+
+def test_hostile_context_tags_what_it_can():
+    (span,) = _run_one(AllRaise())
+    assert span.attributes["request_id"] == "unknown" and "function_arn" not in span.attributes
+    (span,) = _run_one(_arn(7))
+    assert span.attributes["request_id"] == "req-0001" and "function_arn" not in span.attributes
+
+
+def _run_one(context):
+    PROVIDER.force_flush(5000)
+    MEMORY.clear()
+    instrument_handler(lambda e, c: 1, tracer_provider=PROVIDER)({}, context)
+    spans = _invocation_spans()
+    MEMORY.clear()
+    return spans
+
+
+def test_garbage_remaining_time_flushes_with_the_default_and_huge_is_capped():
+    handler = instrument_handler(lambda e, c: 1, tracer_provider=PROVIDER)
+    for value in (float("nan"), "12abc", None, RaisingInt()):
+        handler({}, _remaining(value))
+        assert handler.instrumentation.last_flush_timeout_ms == 5000
+    handler({}, _remaining(2**200))
+    assert handler.instrumentation.last_flush_timeout_ms == 900_000 - 50
+    handler({}, _remaining("1000"))
+    assert handler.instrumentation.last_flush_timeout_ms == 950
+    MEMORY.clear()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(context=hostile_contexts(), event=st.sampled_from(["api-gateway.json", "sqs-batch.json", "kinesis.json", None]))
+def test_any_hostile_context(context, event):
+    _check_context(context, sample(event) if event else {})
+
+
+REDIRECT_SCRIPT = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tests.test_wrapper_hostile import NAMED_CONTEXTS
+from otel_dd_lambda.handler import handler
+for name in sorted(NAMED_CONTEXTS):
+    for event in ({"ok": name}, {"fail": name}):
+        try:
+            outcome = ["returned", handler(event, NAMED_CONTEXTS[name])]
+        except ValueError as error:
+            outcome = ["raised", str(error)]
+        print("RESULT " + json.dumps([name, outcome]), flush=True)
+'''
+
+
+def test_hostile_contexts_through_the_handler_redirect(tmp_path):
+    """The no-code-change handler in a fresh interpreter, exporting with the real Datadog exporter
+    in log mode: every call's own result or exception, and one aws.lambda span per call."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "user_app.py").write_text(
+        "def handler(event, context):\n"
+        "    if 'fail' in event:\n"
+        "        raise ValueError('boom ' + event['fail'])\n"
+        "    return {'echo': event['ok']}\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    env.update({"AWS_LAMBDA_FUNCTION_NAME": "my-fn", "AWS_REGION": "eu-west-1", "OTEL_DD_LAMBDA_EXPORT_MODE": "log",
+                "DD_LAMBDA_HANDLER": "user_app.handler", "DD_COLD_START_TRACING": "false",
+                "PYTHONPATH": os.pathsep.join([str(tmp_path), root])})
+    proc = subprocess.run([sys.executable, "-c", REDIRECT_SCRIPT, root], env=env, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(results) == 2 * len(NAMED_CONTEXTS)
+    for name, outcome in results:
+        assert outcome in (["returned", {"echo": name}], ["raised", "boom " + name]), (name, outcome)
+    spans = [span for line in proc.stdout.splitlines() if line.startswith('{"traces"')
+             for chunk in json.loads(line)["traces"] for span in chunk if span["name"] == "aws.lambda"]
+    # the contexts whose remaining time is negative leave their spans for the next call's flush;
+    # the last context in sorted order is not one of them, so every span is out by the end
+    assert len(spans) == 2 * len(NAMED_CONTEXTS)
+    assert sum(span["error"] for span in spans) == len(NAMED_CONTEXTS)

@@ -1,7 +1,10 @@
 """Decoding helpers shared by the carriers: bounded, defensive, no exceptions.
 
 ``_datadog`` payloads are small JSON objects; anything much larger is not ours, so it is not
-parsed (an attacker could otherwise make every invocation parse megabytes).
+parsed (an attacker could otherwise make every invocation parse megabytes). Every decode has a
+size limit checked before it runs; JSON nesting is bounded by the interpreter's recursion limit
+(the C scanner raises RecursionError after ~1,000 levels, in microseconds), caught here; a
+decompression stops at a fixed output size. Input over a limit is "no context" and a debug log.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import functools
 import json
 import json.scanner
 import logging
+import re
 import sys
+import zlib
 from base64 import b64decode
 from typing import Any, Dict, Optional
 
 logger = logging.getLogger("otel_dd_lambda.carriers")
 
 MAX_DD_JSON = 8192  # a _datadog object is a few hundred bytes; larger is not a trace carrier
+MAX_EVENT = 6 * 1024 * 1024  # Lambda's payload limit (synchronous): no string in an event is longer
 DATADOG_KEY = "_datadog"
 _NONE: Dict[str, Any] = {}  # the default of chained .get()s over event JSON (never written)
 
@@ -34,6 +40,8 @@ def loads_object(raw: Any, limit: int = MAX_DD_JSON) -> Optional[Dict[str, Any]]
     if type(raw) is dict:
         return raw
     if not isinstance(raw, (str, bytes, bytearray)) or not raw or len(raw) > limit:
+        if isinstance(raw, (str, bytes, bytearray)) and len(raw) > limit:
+            logger.debug("a %d-character JSON carrier is over the %d limit: ignored", len(raw), limit)
         return None
     try:
         if type(raw) is bytes and raw[0] == 0x7B and raw[1:2] != b"\0":
@@ -68,6 +76,8 @@ def b64_bytes(raw: Any, limit: int = MAX_DD_JSON * 2) -> Optional[bytes]:
     if isinstance(raw, (bytes, bytearray)):
         return bytes(raw)
     if type(raw) is not str or not raw or len(raw) > limit:
+        if type(raw) is str and len(raw) > limit:
+            logger.debug("a %d-character base64 carrier is over the %d limit: ignored", len(raw), limit)
         return None
     try:
         return _b64decode_strict(raw)
@@ -99,6 +109,69 @@ def b64_object(raw: Any) -> Optional[Dict[str, Any]]:
         logger.debug("_datadog is not valid JSON: ignored")
         return None
     return value if type(value) is dict else None
+
+
+_B64_STEP = 16384  # base64 characters decoded per step (a multiple of 4: each step stands alone)
+
+
+def gunzip_b64_prefix(raw: Any, max_output: int) -> Optional[bytes]:
+    """The first ``max_output`` bytes (at most) of ``gunzip(base64(raw))``, else None.
+
+    Decodes and inflates step by step and stops as soon as ``max_output`` bytes are out, so
+    neither a gzip bomb nor a 6 MB string costs more than about ``max_output`` plus one step.
+    """
+    if type(raw) is not str or not raw or len(raw) > MAX_EVENT:
+        logger.debug("gzip carrier missing or over %d characters: ignored", MAX_EVENT)
+        return None
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    parts = []
+    size = 0
+    try:
+        for start in range(0, len(raw), _B64_STEP):
+            part = inflater.decompress(_b64decode_strict(raw[start:start + _B64_STEP]), max_output - size)
+            parts.append(part)
+            size += len(part)
+            if size >= max_output or inflater.eof:
+                break
+    except (binascii.Error, ValueError, zlib.error):
+        logger.debug("gzip carrier malformed: ignored")
+        return None
+    return b"".join(parts)
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_scan_string: Any = json.decoder.scanstring  # type: ignore[attr-defined]  # (C scanner; not in the stubs)
+
+
+def json_member(text: str, key: str, max_members: int = 16) -> Any:
+    """The value of ``key`` among the first ``max_members`` members of the JSON object ``text``,
+    else None. Members are scanned in order and scanning stops at ``key``: what follows is never
+    parsed, so ``text`` may be a prefix cut anywhere after that member."""
+    try:
+        end = _SPACE.match(text).end()  # type: ignore[union-attr]
+        if text[end] != "{":
+            return None
+        end += 1
+        for _ in range(max_members):
+            end = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+            if text[end] != '"':
+                return None
+            name, end = _scan_string(text, end + 1)
+            end = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+            if text[end] != ":":
+                return None
+            end = _SPACE.match(text, end + 1).end()  # type: ignore[union-attr]
+            value, end = _scan_once(text, end)
+            if name == key:
+                return value
+            end = _SPACE.match(text, end).end()  # type: ignore[union-attr]
+            if text[end] != ",":
+                return None
+            end += 1
+    except (ValueError, IndexError, StopIteration, RecursionError):
+        pass  # malformed, or cut off before the member
+    logger.debug("JSON member %r not found in the first %d members: ignored", key, max_members)
+    return None
 
 
 def dict_at(obj: Any, key: str) -> Optional[Dict[str, Any]]:

@@ -11,7 +11,9 @@ from typing import Any, Dict, Optional
 
 from ..config import function_name, region
 from . import detect, http, stepfunctions
-from .common import first_record, logger
+from .common import first_record, gunzip_b64_prefix, json_member, logger
+
+MAX_AWSLOGS_PREFIX = 64 * 1024  # bytes of awslogs.data inflated to find the log group
 
 
 def _partition(region: str) -> str:
@@ -77,17 +79,17 @@ def event_source_arn(trigger: str, event: Dict[str, Any], lambda_context: Any) -
 
 
 def _log_group(event: Dict[str, Any]) -> str:
-    import gzip
-    import json
-    from base64 import b64decode
-
-    try:
-        data = json.loads(gzip.decompress(b64decode(event["awslogs"]["data"])))
-        group = data.get("logGroup", "cloudwatch")
-        return group if type(group) is str else "cloudwatch"
-    except Exception:
-        logger.debug("CloudWatch Logs data unreadable: log group unknown")
-        return "cloudwatch"
+    # Only the head of the data is inflated: CloudWatch Logs writes logGroup third, after
+    # messageType and owner (short strings), and a log group name is at most 512 characters, so
+    # 64 KiB holds it with room to spare. Inflating all of it (the reference does) lets a 1.3 MB
+    # gzip bomb cost 1 GB of memory; here any data costs at most this prefix.
+    awslogs = event.get("awslogs")
+    data = gunzip_b64_prefix(awslogs.get("data") if type(awslogs) is dict else None, MAX_AWSLOGS_PREFIX)
+    group = json_member(data.decode("utf-8", "replace"), "logGroup") if data else None
+    if type(group) is str:
+        return group
+    logger.debug("CloudWatch Logs data unreadable: log group unknown")
+    return "cloudwatch"
 
 
 def http_tags(trigger: str, event: Dict[str, Any]) -> Dict[str, str]:

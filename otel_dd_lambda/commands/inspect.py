@@ -1,15 +1,93 @@
 """``otel-dd-lambda inspect EVENT.json``: which trigger an event is, the context(s) it carries in
-every format, the links of a batch, and why a malformed carrier was ignored."""
+every format, the links of a batch, and why a malformed carrier was ignored.
+
+The file is untrusted: only a regular file is opened (a FIFO or device could block or never
+end), at most 6 MB is read (Lambda's payload limit: a larger file is no Lambda event), and every
+failure is one line on stderr with exit code 2. Text from the event reaches the terminal with its
+control characters (C0, DEL, C1, unicode bidi and line separators, lone surrogates) escaped, so
+an event cannot move the cursor, retitle the window or reorder what is shown.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import re
+import stat
 import sys
 from typing import Any, Dict, List
 
 HELP = "show which trigger a Lambda event is, the contexts and links it carries"
+MAX_INPUT = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+PREFIX = "otel-dd-lambda inspect: "
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+class InputError(Exception):
+    """The event cannot be read: the message is the one line shown."""
+
+
+def escape(text: Any) -> str:
+    """``text`` with every character that a terminal would act on written as ``\\xNN``/``\\uNNNN``."""
+    return _UNSAFE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100 else "\\u%04x" % ord(m.group()),
+                       text if type(text) is str else str(text))
+
+
+def _read_bounded(fd: int) -> bytes:
+    chunks: List[bytes] = []
+    size = 0
+    while size <= MAX_INPUT:
+        chunk = os.read(fd, min(1 << 20, MAX_INPUT + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > MAX_INPUT:
+        raise InputError("larger than %d bytes (Lambda's payload limit)" % MAX_INPUT)
+    return b"".join(chunks)
+
+
+def read_event(path: str) -> Any:
+    """The JSON event in ``path`` (``-``: standard input), or InputError saying why not."""
+    try:
+        if path == "-":
+            data = _read_bounded(sys.stdin.fileno())
+        else:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise InputError("not a regular file")
+            # O_NONBLOCK: if a FIFO replaced the file since the stat, open() does not wait for a writer
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise InputError("not a regular file")
+                data = _read_bounded(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise InputError(exc.strerror or type(exc).__name__) from None
+    except ValueError:  # a NUL in the path
+        raise InputError("not a valid path") from None
+    try:
+        return json.loads(data)  # UTF-8/16/32 detected as json.loads does
+    except RecursionError:
+        raise InputError("JSON nested too deeply") from None
+    except MemoryError:
+        raise InputError("out of memory parsing the JSON") from None
+    except UnicodeDecodeError as exc:
+        raise InputError("not valid UTF-8/16/32 text (byte %d)" % exc.start) from None
+    except ValueError as exc:
+        raise InputError("not JSON: %s" % str(exc).splitlines()[0][:200]) from None
+
+
+def _fail(path: str, reason: str) -> int:
+    print(PREFIX + "cannot read %s: %s" % (escape(path)[:512], escape(reason)), file=sys.stderr)
+    return 2
+
+
+def _say(line: str) -> None:
+    print(escape(line))
 
 
 class _Reasons(logging.Handler):
@@ -53,16 +131,26 @@ def _formats(span_context: Any) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        try:  # a terminal that cannot show a character gets an escape, not a traceback
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except Exception:
+            pass
     try:
-        if args.event == "-":
-            event = json.load(sys.stdin)
-        else:
-            with open(args.event, "rb") as f:
-                event = json.load(f)
-    except (OSError, ValueError) as exc:
-        print("otel-dd-lambda inspect: cannot read %s as JSON: %s" % (args.event, str(exc).splitlines()[0]), file=sys.stderr)
-        return 2
+        event = read_event(args.event)
+    except InputError as exc:
+        return _fail(args.event, str(exc))
+    try:
+        return _report(args, event)
+    except BrokenPipeError:
+        raise
+    except RecursionError:
+        return _fail(args.event, "event nested too deeply")
+    except Exception as exc:  # a bug of ours on odd input: still one line, still exit code 2
+        return _fail(args.event, "%s: %s" % (type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else ""))
 
+
+def _report(args: argparse.Namespace, event: Any) -> int:
     from ..extract import extract_context
 
     handler = _Reasons()
@@ -73,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("otel_dd_lambda").addHandler(handler)
     try:
         result = extract_context(event)
-        report = {
+        report: Dict[str, Any] = {
             "trigger": result.trigger,
             "trigger_tags": result.trigger_tags,
             "source": result.source,
@@ -90,30 +178,31 @@ def run(args: argparse.Namespace) -> int:
             lg.setLevel(level)
 
     if args.json:
-        print(json.dumps(report, indent=2))
+        # ensure_ascii writes everything outside printable ASCII (DEL, C1, bidi...) as \uNNNN
+        print(json.dumps(report, indent=2, default=str))
         return 0
-    print("trigger:  %s" % (report["trigger"] or "unknown"))
+    _say("trigger:  %s" % (report["trigger"] or "unknown"))
     for key, value in report["trigger_tags"].items():
-        print("  %s = %s" % (key, value))
+        _say("  %s = %s" % (key, value))
     if report["parent"] is None:
-        print("parent:   none (a new trace)")
+        _say("parent:   none (a new trace)")
     else:
-        print("parent:   from %s" % report["source"])
+        _say("parent:   from %s" % report["source"])
         _print_formats(report["parent"], "  ")
     for index, link in enumerate(report["links"]):
-        print("link %d:   %s" % (index, ", ".join("%s=%s" % kv for kv in link["attributes"].items())))
+        _say("link %d:   %s" % (index, ", ".join("%s=%s" % kv for kv in link["attributes"].items())))
         _print_formats(link, "  ")
     for reason in report["ignored"]:
-        print("ignored:  %s" % reason)
+        _say("ignored:  %s" % reason)
     return 0
 
 
 def _print_formats(formats: Dict[str, Any], indent: str) -> None:
-    print("%straceparent  %s" % (indent, formats["traceparent"]))
+    _say("%straceparent  %s" % (indent, formats["traceparent"]))
     if formats["tracestate"]:
-        print("%stracestate   %s" % (indent, formats["tracestate"]))
+        _say("%stracestate   %s" % (indent, formats["tracestate"]))
     dd = formats["datadog"]
-    print("%sdatadog      trace_id=%s parent_id=%s priority=%s tags=%s%s" % (
+    _say("%sdatadog      trace_id=%s parent_id=%s priority=%s tags=%s%s" % (
         indent, dd["trace_id"], dd["parent_id"], dd["sampling_priority"], dd["tags"] or "-",
         " origin=%s" % dd["origin"] if dd["origin"] else ""))
-    print("%sx-ray        %s" % (indent, formats["xray"]))
+    _say("%sx-ray        %s" % (indent, formats["xray"]))

@@ -78,7 +78,13 @@ def span_kind(trigger: Optional[str]) -> SpanKind:
     return SpanKind.CONSUMER if trigger in CONSUMER_TRIGGERS else SpanKind.SERVER
 
 
-def _str_attr(value: Any) -> Optional[str]:
+def context_str(lambda_context: Any, name: str) -> Optional[str]:
+    """A non-empty string attribute of the Lambda context, else None (also when reading it raises:
+    a foreign context object's property must not cost the invocation its span)."""
+    try:
+        value = getattr(lambda_context, name, None)
+    except Exception:
+        return None
     return value if type(value) is str and value else None
 
 
@@ -97,9 +103,9 @@ def start_attributes(
     for key, value in trigger_tags.items():
         if type(value) is str:
             attributes[key] = value
-    request_id = _str_attr(getattr(lambda_context, "aws_request_id", None)) or "unknown"
-    invoked_arn = _str_attr(getattr(lambda_context, "invoked_function_arn", None))
-    name = function_name or _str_attr(getattr(lambda_context, "function_name", None))
+    request_id = context_str(lambda_context, "aws_request_id") or "unknown"
+    invoked_arn = context_str(lambda_context, "invoked_function_arn")
+    name = function_name or context_str(lambda_context, "function_name")
     attributes["faas.invocation_id"] = request_id
     attributes["request_id"] = request_id
     attributes["faas.coldstart"] = cold_start
