@@ -184,6 +184,9 @@ def test_hostile_carrier_is_no_context_with_a_debug_log(name, caplog):
     assert peak < 256 * 1024 + size
 
 
+# with almost no stack left any of our frames may hit the limit first: extraction then logs that
+# RecursionError with its traceback (the guard would call it a bug) and answers "no context"
+@pytest.mark.internal_error_expected
 def test_deep_nesting_inside_a_deep_call_stack():
     """The scanner's RecursionError is caught however little stack the caller left."""
     event = sqs({"dataType": "String", "stringValue": "[" * 5000})
