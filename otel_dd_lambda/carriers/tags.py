@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ..config import function_name, region
+from ..lambda_context import context_str
 from . import detect, http, stepfunctions
 from .common import first_record, gunzip_b64_prefix, json_member, logger
 
@@ -25,8 +26,8 @@ def _partition(region: str) -> str:
 
 
 def _function_arn_parts(lambda_context: Any):
-    arn = getattr(lambda_context, "invoked_function_arn", None) if lambda_context is not None else None
-    if type(arn) is str and arn.count(":") >= 4:
+    arn = context_str(lambda_context, "invoked_function_arn")
+    if arn is not None and arn.count(":") >= 4:
         return arn.split(":")
     return ["arn", "aws", "lambda", region(), "", "function", function_name()]
 

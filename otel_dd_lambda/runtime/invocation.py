@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from opentelemetry.trace import SpanKind
 
+from ..lambda_context import context_str
 from .cold_start import restored as restored_sandbox
 
 HTTP_TRIGGERS = frozenset(("api-gateway", "application-load-balancer", "lambda-function-url"))
@@ -76,16 +77,6 @@ def _lower_name(name: str) -> str:
 
 def span_kind(trigger: Optional[str]) -> SpanKind:
     return SpanKind.CONSUMER if trigger in CONSUMER_TRIGGERS else SpanKind.SERVER
-
-
-def context_str(lambda_context: Any, name: str) -> Optional[str]:
-    """A non-empty string attribute of the Lambda context, else None (also when reading it raises:
-    a foreign context object's property must not cost the invocation its span)."""
-    try:
-        value = getattr(lambda_context, name, None)
-    except Exception:
-        return None
-    return value if type(value) is str and value else None
 
 
 def start_attributes(

@@ -25,6 +25,7 @@ from functools import update_wrapper
 from typing import Any, Callable, Optional
 
 from .. import config
+from ..lambda_context import remaining_ms
 from . import cold_start
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_FLUSH_TIMEOUT_MS = 5000  # without a Lambda context (local runs, tests)
 # Lambda's longest timeout (15 min): a larger "remaining time" comes from no real context, and an
 # unbounded one would overflow the flush's lock timeout (the flushed spans would be lost).
-MAX_REMAINING_MS = 900_000
 _CO_COROUTINE = 0x80
 _MARK = "__otel_dd_lambda_wrapped__"
 
@@ -90,24 +90,6 @@ def instrument_handler(handler: Optional[Callable[..., Any]] = None, *, tracer_p
     setattr(wrapper, _MARK, True)
     wrapper.instrumentation = invocation  # type: ignore[attr-defined]
     return wrapper
-
-
-def remaining_ms(context: Any) -> Optional[int]:
-    """``context.get_remaining_time_in_millis()`` as an int within Lambda's bounds; None when the
-    context has no usable answer (missing, raising, not a number: a foreign or hostile object)."""
-    try:
-        method = getattr(context, "get_remaining_time_in_millis", None)
-        if method is None:
-            return None
-        value = method()
-        if type(value) is not int:
-            value = int(value)  # a float, a numeric string; NaN, inf and junk raise
-            if type(value) is not int:  # an __int__ returning an int subclass
-                value = int.__index__(value)
-    except Exception:
-        logger.debug("the Lambda context has no usable remaining time", exc_info=True)
-        return None
-    return min(value, MAX_REMAINING_MS)
 
 
 class _State:
