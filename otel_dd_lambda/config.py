@@ -272,6 +272,13 @@ def env_watch(names: Tuple[str, ...]) -> Tuple[Callable[[], Tuple[FrozenSet[Any]
 # ---------------------------------------------------------------- the exporter
 
 EXPORT_MODE_ENV = "OTEL_DD_LAMBDA_EXPORT_MODE"  # agent | log | auto
+FLUSH_TIMEOUT_ENV = "OTEL_DD_LAMBDA_FLUSH_TIMEOUT_MS"
+# The cap on one flush (connect, send and every read of the whole export). The agent is
+# normally the Datadog extension on 127.0.0.1: it answers a healthy request in a few
+# milliseconds (tens for a 5 MiB payload on a throttled small function), so 1 s leaves two
+# orders of magnitude of slack while bounding what a hung agent costs the invocation it hangs
+# (later invocations only probe it). Raise it for a remote agent.
+DEFAULT_FLUSH_TIMEOUT_MS = 1000
 
 
 class ExporterSettings:
@@ -279,7 +286,7 @@ class ExporterSettings:
 
     __slots__ = (
         "export_mode", "flush_to_log", "in_lambda", "agent_url", "agent_host", "agent_port",
-        "native_span_events", "service", "env", "version", "max_queue_size",
+        "native_span_events", "service", "env", "version", "max_queue_size", "flush_timeout_ms",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -297,6 +304,8 @@ class ExporterSettings:
         self.version: Optional[str] = env.get("DD_VERSION") or None
         queue = env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048, env)
         self.max_queue_size: int = queue if queue > 0 else 2048
+        flush_timeout = env_int(FLUSH_TIMEOUT_ENV, DEFAULT_FLUSH_TIMEOUT_MS, env)
+        self.flush_timeout_ms: int = flush_timeout if flush_timeout > 0 else DEFAULT_FLUSH_TIMEOUT_MS
 
 
 def exporter_settings(environ: Optional[Mapping[str, str]] = None) -> ExporterSettings:

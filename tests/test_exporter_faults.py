@@ -296,3 +296,432 @@ def test_header_and_body_leave_in_one_send_with_nodelay() -> None:
         assert exporter.export(make_spans(2, 3)) is SpanExportResult.SUCCESS
         body_size = len(agent.accepted[-1].body)
     assert len(counting.sends) == 1 and counting.sends[0] > body_size
+
+
+# ---------------------------------------------------------------- hostile agents (issue 9)
+#
+# A raw-socket server on 127.0.0.1 whose behaviour can change while it runs: it reads each
+# request in full, then misbehaves as told, or answers 200 and records the spans ("ok"). Every
+# test checks the flush comes back within its deadline (+0.5 s), keeps the spans, does not wait
+# on the same agent again on the next flush, and delivers everything once the agent is healthy.
+
+import gc  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+
+import msgpack  # noqa: E402
+import pytest  # noqa: E402
+
+SLACK = 0.5
+_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"rate_by_service\":{}}"
+
+
+class HostileAgent:
+    """Threaded raw-socket HTTP server; ``behaviour`` is read for every request."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.lock = threading.Lock()
+        self.accepted: List[List[int]] = []  # span ids of each request answered 200 in full
+        self.requests = 0
+        self.stopped = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.05)
+        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.threads: List[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def __enter__(self) -> "HostileAgent":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopped.set()
+        self._accepting.join(5)
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(5)
+
+    def span_ids(self) -> List[int]:
+        with self.lock:
+            return [i for ids_ in self.accepted for i in ids_]
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _read_request(self, conn: socket.socket) -> Any:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            buf += data
+        head, _, body = buf.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            body += data
+        return body
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.05)
+        try:
+            while not self.stopped.is_set():
+                try:
+                    body = self._read_request(conn)
+                except socket.timeout:
+                    continue
+                if body is None:
+                    return
+                conn.settimeout(5)
+                with self.lock:
+                    self.requests += 1
+                if not self._answer(conn, body):
+                    return
+                conn.settimeout(0.05)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _until_changed(self, behaviour: str, step: float) -> bool:
+        """Wait ``step``; False as soon as the behaviour changed or the server stops."""
+        end = time.monotonic() + step
+        while True:
+            if self.behaviour != behaviour or self.stopped.is_set():
+                return False
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(0.02, left))
+
+    @staticmethod
+    def _client_gone(conn: socket.socket) -> bool:
+        conn.settimeout(0.0)  # a timeout would make recv wait for data first
+        try:
+            return conn.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            conn.settimeout(5)
+
+    def _answer(self, conn: socket.socket, body: bytes) -> bool:
+        behaviour = self.behaviour
+        if behaviour == "blackhole":  # never answers, until told to behave
+            while self._until_changed(behaviour, 0.02):
+                pass
+            if self.stopped.is_set() or self._client_gone(conn):
+                return False  # the client gave up on this request: answering it counts nothing
+            behaviour = self.behaviour
+        if behaviour == "slow":  # answers, but only after 3 s
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and self._until_changed(behaviour, 0.02):
+                pass
+            behaviour = "ok"
+        if behaviour == "ok":
+            ids_ = [span["span_id"] for chunk in msgpack.unpackb(body) for span in chunk]
+            with self.lock:  # recorded before the client can see the answer
+                self.accepted.append(ids_)
+            conn.sendall(_OK)
+            return True
+        if behaviour == "drip":  # a correct answer, one byte every 0.5 s
+            for byte in _OK:
+                conn.sendall(bytes((byte,)))
+                if not self._until_changed(behaviour, 0.5):
+                    return False
+            return False
+        if behaviour == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+        heads = {
+            "endless": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
+            "huge-length": b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n",
+            "huge-chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2540BE400\r\n",
+        }
+        conn.sendall(heads[behaviour])
+        block = b"x" * 65536
+        end = time.monotonic() + 30
+        while self.behaviour == behaviour and time.monotonic() < end and not self.stopped.is_set():
+            conn.sendall(block)  # as fast as the client reads; a closed client ends it
+        return False
+
+
+def timed(fn: Any, *args: Any) -> Any:
+    start = time.monotonic()
+    result = fn(*args)
+    return result, time.monotonic() - start
+
+
+HUNG = ["drip", "blackhole", "slow"]
+
+
+@pytest.mark.parametrize("behaviour", HUNG)
+def test_hung_agent_bounded_then_probed_then_delivered(behaviour: str) -> None:
+    budget = 1.0
+    first, second = make_spans(2, 3), make_spans(1, 2)
+    with HostileAgent(behaviour) as agent:
+        exporter = exporter_for(agent.url, timeout=30.0)
+        result, took = timed(exporter.export_until, first, time.monotonic() + budget)
+        assert result is SpanExportResult.FAILURE
+        assert took <= budget + SLACK
+        assert exporter.buffered_spans == 6 and exporter.agent_hung
+        # the next invocation does not wait the whole deadline on the same agent again
+        result, took = timed(exporter.export_until, second, time.monotonic() + budget)
+        assert result is SpanExportResult.FAILURE
+        assert took < budget / 2
+        assert exporter.buffered_spans == 8 and exporter.dropped_spans == 0
+        requests = agent.requests
+        result, took = timed(exporter.export_until, [], time.monotonic() + budget)
+        assert result is SpanExportResult.FAILURE and took < budget / 2
+        assert agent.requests == requests  # the probe outstanding is looked at, not repeated
+        agent.behaviour = "ok"
+        time.sleep(0.2)
+        assert exporter.force_flush(int(budget * 1000)) is True
+        assert exporter.buffered_spans == 0 and not exporter.agent_hung
+        received = agent.span_ids()
+    if behaviour == "slow":  # it took the first request in the end: may hold it twice
+        assert set(received) == set(ids(first + second))
+    else:
+        assert sorted(received) == ids(first + second)
+
+
+@pytest.mark.parametrize("behaviour", ["endless", "huge-length", "huge-chunk"])
+def test_endless_response_bodies_are_cut_short(behaviour: str) -> None:
+    # the status line says 200: the spans are delivered; the body is read up to 64 KiB, no more
+    budget = 2.0
+    spans = make_spans(2, 2)
+    with HostileAgent(behaviour) as agent:
+        exporter = exporter_for(agent.url, timeout=30.0)
+        exporter.export_until(make_spans(1, 1), time.monotonic() + budget)  # warm up imports
+        gc.collect()
+        tracemalloc.start()
+        try:
+            result, took = timed(exporter.export_until, spans, time.monotonic() + budget)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert result is SpanExportResult.SUCCESS
+        assert took <= budget + SLACK
+        assert peak < 4 * 1024 * 1024  # not the 154 MB of a body read to its end
+        assert exporter.buffered_spans == 0 and not exporter.agent_hung
+        assert exporter._transport._conn.sock is None  # the rest of the body went with the socket
+        _, took = timed(exporter.export_until, make_spans(1, 1), time.monotonic() + budget)
+        assert took <= budget + SLACK
+
+
+def test_connection_reset_keeps_spans_until_agent_answers() -> None:
+    spans = make_spans(2, 2)
+    with HostileAgent("reset") as agent:
+        exporter = exporter_for(agent.url)
+        result, took = timed(exporter.export_until, spans, time.monotonic() + 1.0)
+        assert result is SpanExportResult.FAILURE and took <= 1.0 + SLACK
+        assert exporter.buffered_spans == 4 and not exporter.agent_hung
+        agent.behaviour = "ok"
+        assert exporter.force_flush(1000) is True
+        assert sorted(agent.span_ids()) == ids(spans)
+
+
+def test_flush_cap_from_environment(monkeypatch: Any) -> None:
+    monkeypatch.setenv("OTEL_DD_LAMBDA_FLUSH_TIMEOUT_MS", "300")
+    with HostileAgent("blackhole") as agent:
+        exporter = DatadogSpanExporter(agent.url, mode="agent")
+        assert exporter.timeout == 0.3
+        # the caller allows 30 s; the cap allows 0.3 s
+        result, took = timed(exporter.force_flush, 30_000)
+        assert result is True  # nothing to send: no request at all
+        result, took = timed(exporter.export_until, make_spans(1, 1), time.monotonic() + 30)
+        assert result is SpanExportResult.FAILURE and took <= 0.3 + SLACK
+    monkeypatch.setenv("OTEL_DD_LAMBDA_FLUSH_TIMEOUT_MS", "junk")
+    assert DatadogSpanExporter("http://127.0.0.1:1", mode="agent").timeout == 1.0
+
+
+def test_agent_down_costs_one_attempt_without_sleeping() -> None:
+    # refused connections: no backoff sleep on the invocation's path, bytes encoded once
+    port = free_port()
+    exporter = exporter_for("http://127.0.0.1:%d" % port, backoff=5.0, max_attempts=4)
+    encoded: List[int] = []
+    real = exporter._encoder.payloads
+    exporter._encoder.payloads = lambda chunks, size: encoded.append(len(chunks)) or real(chunks, size)
+    batches = [make_spans(1, 2) for _ in range(5)]
+    for batch in batches:
+        result, took = timed(exporter.export_until, batch, time.monotonic() + 10)
+        assert result is SpanExportResult.FAILURE and took < 1.0  # a 5 s backoff never slept
+    assert encoded == [1] * 5  # each flush encoded its own spans, never the buffer again
+    assert exporter.buffered_spans == 10
+    with FakeAgent(port=port) as agent:
+        assert exporter.force_flush(2000) is True
+        assert len(agent.requests) == 1  # the kept payloads joined in one body, not re-encoded
+        assert agent.requests[0].headers["X-Datadog-Trace-Count"] == "5"
+        assert sorted(agent.span_ids()) == ids([s for b in batches for s in b])
+    assert encoded == [1] * 5
+
+
+HOSTILE_TIMEOUTS = [float("inf"), 10 ** 30, 10 ** 400, float("nan"), -1, -float("inf"), 0, 1e308, "x", None]
+
+
+def test_force_flush_accepts_any_timeout_and_loses_nothing() -> None:
+    with FakeAgent() as agent:
+        exporter = exporter_for(agent.url)
+        processor = LambdaSpanProcessor(exporter, background=False)
+        provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("t")
+        created = []
+        for value in HOSTILE_TIMEOUTS:
+            with tracer.start_as_current_span("op") as span:
+                created.append(span.get_span_context().span_id)
+            result = processor.force_flush(value)  # type: ignore[arg-type]
+            assert result in (True, False)
+            assert exporter.force_flush(value) in (True, False)  # type: ignore[arg-type]
+            if isinstance(value, (int, float)):  # the SDK's provider itself does arithmetic on it
+                assert provider.force_flush(value) in (True, False)
+            assert exporter.export_until([], value) in tuple(SpanExportResult)  # type: ignore[arg-type]
+        assert processor.force_flush(5000) is True
+        assert sorted(agent.span_ids()) == sorted(created)
+        assert exporter.dropped_spans == 0 and processor.dropped_spans == 0
+        provider.shutdown()
+
+
+def test_force_flush_hostile_timeouts_background_and_plain_exporter() -> None:
+    for background in (True, False):
+        memory = InMemorySpanExporter()
+        processor = LambdaSpanProcessor(memory, background=background)
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        for value in HOSTILE_TIMEOUTS:
+            provider.get_tracer("t").start_span("s").end()
+            assert processor.force_flush(value) in (True, False)  # type: ignore[arg-type]
+        assert processor.force_flush(5000) is True
+        assert len(memory.get_finished_spans()) == len(HOSTILE_TIMEOUTS), background
+        provider.shutdown()
+
+
+def test_error_body_is_escaped_and_truncated_in_logs(caplog: Any) -> None:
+    body = b"bad\r\n2024-01-01 CRITICAL forged line\x1b[31m\x00" + "é".encode() * 3000
+    with FakeAgent(lambda request: (400, body)) as agent:
+        exporter = exporter_for(agent.url)
+        with caplog.at_level(logging.ERROR, logger="otel_dd_lambda.exporters.datadog"):
+            exporter.export(make_spans(1, 1))
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    message = record.getMessage()
+    assert "\n" not in message and "\r" not in message and "\x1b" not in message and "\x00" not in message
+    assert "bad\\x0d\\x0a2024-01-01 CRITICAL forged line\\x1b[31m\\x00" in message
+    assert len(message) < 400
+
+
+def test_probe_sees_a_restarted_agent_in_the_same_flush() -> None:
+    # the hung agent is replaced by a working one on the same port: the outstanding probe's
+    # connection dies, and the flush delivers at once instead of waiting for a new probe
+    spans = make_spans(1, 3)
+    with HostileAgent("blackhole") as hung:
+        port = int(hung.url.rsplit(":", 1)[1])
+        exporter = exporter_for(hung.url)
+        exporter.export_until(spans, time.monotonic() + 0.5)
+        exporter.export_until([], time.monotonic() + 0.5)  # leaves a probe outstanding
+        assert exporter.agent_hung and exporter._transport.probing
+    with FakeAgent(port=port) as agent:
+        assert exporter.force_flush(1000) is True
+        assert sorted(agent.span_ids()) == ids(spans)
+
+
+_WRAPPER_CHILD = r"""
+import json, sys, time
+from otel_dd_lambda.runtime.configure import configure, _processors
+from otel_dd_lambda.runtime.wrapper import instrument_handler
+
+configure(mode="agent")
+
+class Context:
+    function_name = "hung-agent"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:hung-agent"
+    memory_limit_in_mb = 128
+    client_context = None
+    identity = None
+
+    def __init__(self, request_id, budget_ms):
+        self.aws_request_id = request_id
+        self.end = time.monotonic() + budget_ms / 1000.0
+
+    def get_remaining_time_in_millis(self):
+        return int((self.end - time.monotonic()) * 1000)
+
+@instrument_handler
+def handler(event, context):
+    return {"n": event["n"]}
+
+budget = int(sys.argv[1])
+def invoke(n):
+    start = time.monotonic()
+    result = handler({"n": n}, Context("req-%d" % n, budget))
+    assert result == {"n": n}
+    return time.monotonic() - start
+
+print(json.dumps([invoke(n) for n in range(3)]), flush=True)
+sys.stdin.readline()  # the agent is fixed meanwhile
+took = invoke(3)
+exporter = _processors[0].exporter
+print(json.dumps({"took": took, "stats": exporter.stats()}), flush=True)
+"""
+
+
+@pytest.mark.parametrize("budget_ms,cap_ms", [(800, 30_000), (30_000, 700)])
+def test_lambda_wrapper_flush_bounded_by_remaining_time_and_cap(budget_ms: int, cap_ms: int) -> None:
+    # a real interpreter running the instrumented handler against a black-hole agent: the first
+    # invocation ends within min(remaining time - margin, cap), later ones do not wait again,
+    # and all four invocations reach the agent once it answers
+    bound = min(budget_ms, cap_ms) / 1000.0
+    with HostileAgent("blackhole") as agent:
+        env = dict(os.environ)
+        env.update({
+            "PYTHONPATH": os.getcwd(), "AWS_LAMBDA_FUNCTION_NAME": "hung-agent",
+            "DD_TRACE_AGENT_URL": agent.url, "OTEL_DD_LAMBDA_FLUSH_TIMEOUT_MS": str(cap_ms),
+            "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "false",
+        })
+        child = subprocess.Popen([sys.executable, "-c", _WRAPPER_CHILD, str(budget_ms)], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            times = json.loads(child.stdout.readline())
+            agent.behaviour = "ok"
+            time.sleep(0.2)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            final = json.loads(child.stdout.readline())
+            assert child.wait(60) == 0
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        received = agent.span_ids()
+    assert times[0] <= bound + SLACK
+    assert all(t < bound / 2 for t in times[1:]), times
+    assert final["took"] <= bound + SLACK
+    assert final["stats"]["sent_spans"] == 4 and final["stats"]["buffered_spans"] == 0
+    assert len(received) == len(set(received)) == 4

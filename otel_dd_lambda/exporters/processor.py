@@ -26,6 +26,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_dd_lambda.exporters.deadline import timeout_millis as timeout_millis_of
+from otel_dd_lambda.exporters.deadline import timeout_seconds
+
 logger = logging.getLogger(__name__)
 
 
@@ -113,27 +116,37 @@ class LambdaSpanProcessor(SpanProcessor):
                 self.max_queue_size)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Export everything collected, on this thread, within ``timeout_millis``."""
+        """Export everything collected, on this thread, within ``timeout_millis``.
+
+        Any value is accepted (NaN or negative: no wait; ``inf`` or huge: capped) and no span is
+        lost: spans not handed to the exporter go back to the queue.
+        """
+        seconds = timeout_seconds(timeout_millis)
         if self._batch is not None:
-            return self._batch.force_flush(timeout_millis)
-        deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
+            try:
+                return self._batch.force_flush(timeout_millis_of(seconds))
+            except Exception:
+                logger.exception("span flush failed")
+                return False
+        deadline = time.monotonic() + seconds
+        spans: List[ReadableSpan] = []
+        handed = False
         try:
             with self._lock:
                 spans, self._spans = self._spans, []
                 self._warned = False
             remaining = deadline - time.monotonic()
             if not self._flush_lock.acquire(timeout=max(0.0, remaining)):
-                with self._lock:  # another flush is running: give the spans back
-                    self._spans[:0] = spans
-                return False
+                return False  # another flush is running: the spans go back (finally)
             try:
                 export_until = getattr(self.exporter, "export_until", None)
+                handed = True
                 if export_until is not None:
                     result = export_until(spans, deadline)
                 else:
                     # a plain SDK exporter has no deadline argument; flush its own queue after
                     result = self.exporter.export(spans) if spans else SpanExportResult.SUCCESS
-                    remaining_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+                    remaining_ms = timeout_millis_of(deadline - time.monotonic())
                     flushed = self.exporter.force_flush(remaining_ms)
                     if flushed is False:
                         return False
@@ -143,6 +156,10 @@ class LambdaSpanProcessor(SpanProcessor):
         except Exception:  # never into the handler
             logger.exception("span flush failed")
             return False
+        finally:
+            if not handed and spans:
+                with self._lock:  # not exported: back in front of newer spans
+                    self._spans[:0] = spans
 
     def shutdown(self) -> None:
         if self._shutdown:

@@ -4,18 +4,40 @@ One request at a time, under the exporter's lock, with a minimal HTTP/1.1 client
 chunked and close-delimited responses, 1xx skipped, ``Connection: close`` honoured). Header and
 body go out in a single ``send`` (and TCP_NODELAY is set), because a separate small write followed
 by the body waits for the peer's delayed ACK under Nagle's algorithm: ~40 ms per request.
+
+Every exchange runs against one wall-clock deadline (connect, TLS handshake, send and every read
+share it), so an agent that drips bytes, never answers or streams an endless body costs at most
+that deadline. Response bodies are kept up to ``max_response`` bytes (64 KiB): beyond that the
+connection is dropped instead of read to the end.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from otel_dd_lambda import config
 
 DEFAULT_URL = "http://127.0.0.1:8126"
+# The agent answers a few hundred bytes (``rate_by_service``); anything larger is not worth the
+# time or memory: the status line says what happened.
+MAX_RESPONSE = 64 * 1024
+_MAX_INTERIM = 8  # 1xx responses skipped before the real one; more is not an HTTP server
+_MAX_LINE = 1024  # a chunk-size line
+
+
+class DeadlineExceeded(TimeoutError):
+    """The exchange reached its deadline (the agent is slow, dripping or not answering)."""
+
+
+def _time_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise DeadlineExceeded("export deadline reached")
+    return left
 
 
 class Endpoint(NamedTuple):
@@ -86,11 +108,10 @@ def _nodelay(sock: Optional[socket.socket]) -> None:
 class _Connection:
     """One socket to the agent (TCP, TLS or unix), opened on first use."""
 
-    __slots__ = ("endpoint", "timeout", "sock", "host_header")
+    __slots__ = ("endpoint", "sock", "host_header")
 
-    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+    def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.timeout = timeout
         self.sock: Any = None
         if endpoint.scheme == "unix":
             self.host_header = "localhost"
@@ -99,24 +120,32 @@ class _Connection:
             host = "[%s]" % endpoint.host if ":" in endpoint.host else endpoint.host
             self.host_header = host if endpoint.port == default else "%s:%d" % (host, endpoint.port)
 
-    def connect(self) -> None:
+    def connect(self, deadline: float) -> None:
         endpoint = self.endpoint
         if endpoint.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.settimeout(self.timeout)
+                sock.settimeout(_time_left(deadline))
                 sock.connect(endpoint.host)
             except BaseException:
                 sock.close()
                 raise
         else:
-            sock = socket.create_connection((endpoint.host, endpoint.port), self.timeout)
+            # (name resolution itself cannot be bounded; the agent is normally an IP literal)
+            try:
+                sock = socket.create_connection((endpoint.host, endpoint.port), _time_left(deadline))
+            except socket.timeout:
+                raise DeadlineExceeded("connect timed out") from None
             _nodelay(sock)
             if endpoint.scheme == "https":
                 import ssl  # only for https: ~5 ms of import the extension (http) never needs
 
                 try:
-                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=endpoint.host)
+                    sock = ssl.create_default_context().wrap_socket(
+                        sock, server_hostname=endpoint.host, do_handshake_on_connect=False)
+                    # the whole handshake is bounded by the socket timeout (one deadline in _ssl)
+                    sock.settimeout(_time_left(deadline))
+                    sock.do_handshake()
                 except BaseException:
                     sock.close()
                     raise
@@ -130,17 +159,40 @@ class _Connection:
 
 class Response(NamedTuple):
     status: int
-    body: bytes
+    body: bytes  # at most max_response bytes of it
+    complete: bool = True  # False: the deadline came while the body was still arriving
 
 
 _MAX_HEADER = 64 * 1024
 
 
-def _read_response(sock: Any, max_response: int) -> Tuple[int, bytes, bool]:
-    """``(status, body, will_close)`` of one HTTP/1.x response read from ``sock``."""
-    recv = sock.recv
+class _Reader:
+    """``recv`` under the exchange's deadline: each call waits at most for the time left."""
+
+    __slots__ = ("sock", "deadline")
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+    def recv(self, size: int) -> bytes:
+        sock = self.sock
+        sock.settimeout(_time_left(self.deadline))
+        try:
+            return sock.recv(size)
+        except socket.timeout:
+            raise DeadlineExceeded("no answer before the deadline") from None
+
+
+def _read_response(recv: Any, max_response: int) -> Tuple[int, bytes, bool, bool]:
+    """``(status, body, will_close, complete)`` of one HTTP/1.x response.
+
+    ``body`` holds at most ``max_response`` bytes; a longer body is not read to its end
+    (``will_close``: the connection is dropped with the rest). The deadline reached inside the
+    body gives ``complete=False`` with the status known: what the agent decided is not lost.
+    """
     buf = b""
-    while True:
+    for _ in range(_MAX_INTERIM + 1):
         end = buf.find(b"\r\n\r\n")
         while end < 0:
             if len(buf) > _MAX_HEADER:
@@ -159,10 +211,11 @@ def _read_response(sock: Any, max_response: int) -> Tuple[int, bytes, bool]:
                 or len(status_line[1]) != 3:
             raise ProtocolError("bad status line %r" % head[0][:80])
         status = int(status_line[1])
-        if 100 <= status < 200:  # 100 Continue and friends: the real answer follows
-            buf = rest
-            continue
-        break
+        if not 100 <= status < 200:
+            break
+        buf = rest  # 100 Continue and friends: the real answer follows
+    else:
+        raise ProtocolError("too many interim responses")
     # only three headers matter; a repeated one counts with its last value
     connection = transfer_encoding = ""
     length_text = None
@@ -179,47 +232,61 @@ def _read_response(sock: Any, max_response: int) -> Tuple[int, bytes, bool]:
     connection = connection.lower()
     will_close = "close" in connection or (status_line[0] == "HTTP/1.0" and "keep-alive" not in connection)
     if status in (204, 304):
-        return status, b"", will_close
-    if "chunked" in transfer_encoding.lower():
-        body, rest = _read_chunked(recv, rest, max_response)
-        return status, body, will_close
-    if length_text is None:  # delimited by the end of the connection
-        parts = [rest]
-        size = len(rest)
-        while True:
-            data = recv(65536)
-            if not data:
-                break
-            if size < max_response:
-                parts.append(data)
-            size += len(data)
-        return status, b"".join(parts)[:max_response], True
+        return status, b"", will_close, True
+    parts: List[bytes] = []
     try:
-        length = int(length_text)
-        if length < 0:
-            raise ValueError
-    except ValueError:
-        raise ProtocolError("bad Content-Length %r" % length_text[:40]) from None
-    if len(rest) >= length:
-        return status, rest[:min(length, max_response)], will_close
-    parts = [rest]
-    size = len(rest)
-    while size < length:
-        data = recv(min(65536, length - size))
+        if "chunked" in transfer_encoding.lower():
+            if not _read_chunked(recv, rest, parts, max_response):
+                will_close = True
+        elif length_text is None:  # delimited by the end of the connection
+            will_close = True
+            _read_upto(recv, rest, parts, max_response, None)
+        else:
+            try:
+                length = int(length_text)
+                if length < 0:
+                    raise ValueError
+            except ValueError:
+                raise ProtocolError("bad Content-Length %r" % length_text[:40]) from None
+            if not _read_upto(recv, rest, parts, max_response, length):
+                will_close = True
+    except DeadlineExceeded:
+        return status, b"".join(parts)[:max_response], True, False
+    return status, b"".join(parts)[:max_response], will_close, True
+
+
+def _read_upto(recv: Any, buf: bytes, parts: List[bytes], limit: int, length: Optional[int]) -> bool:
+    """Body bytes into ``parts``: ``length`` of them (None: up to the end of the connection),
+    at most ``limit``. True when the whole body was read."""
+    size = len(buf)
+    parts.append(buf)
+    if length is not None and size >= length:
+        parts[-1] = buf[:length]
+        return True
+    while size < limit:
+        want = limit - size if length is None else min(limit, length) - size
+        if want <= 0:
+            break
+        data = recv(min(65536, want))
         if not data:
+            if length is None:
+                return True
             raise ProtocolError("connection closed inside the response body")
-        if size < max_response:
-            parts.append(data)
+        parts.append(data)
         size += len(data)
-    return status, b"".join(parts)[:max_response], will_close
+        if length is not None and size >= length:
+            return True
+    return False  # over the limit: the rest goes with the connection
 
 
-def _read_chunked(recv: Any, buf: bytes, max_response: int) -> Tuple[bytes, bytes]:
-    parts = []
+def _read_chunked(recv: Any, buf: bytes, parts: List[bytes], limit: int) -> bool:
+    """A chunked body into ``parts`` (at most ``limit`` bytes); True when read to its end."""
     kept = 0
     while True:
         eol = buf.find(b"\r\n")
         while eol < 0:
+            if len(buf) > _MAX_LINE:
+                raise ProtocolError("chunk size line too long")
             data = recv(65536)
             if not data:
                 raise ProtocolError("connection closed inside a chunked body")
@@ -227,30 +294,36 @@ def _read_chunked(recv: Any, buf: bytes, max_response: int) -> Tuple[bytes, byte
             eol = buf.find(b"\r\n")
         try:
             size = int(buf[:eol].split(b";", 1)[0].strip(), 16)
+            if size < 0:
+                raise ValueError
         except ValueError:
             raise ProtocolError("bad chunk size") from None
         buf = buf[eol + 2:]
         if size == 0:
-            # trailers, up to the empty line
+            # trailers, up to the empty line (bounded like a header block)
             while True:
                 eol = buf.find(b"\r\n")
                 while eol < 0:
+                    if len(buf) > _MAX_HEADER:
+                        raise ProtocolError("chunked trailers too long")
                     data = recv(65536)
                     if not data:
-                        return b"".join(parts), b""
+                        return False
                     buf += data
                     eol = buf.find(b"\r\n")
                 line, buf = buf[:eol], buf[eol + 2:]
                 if not line:
-                    return b"".join(parts), buf
+                    return not buf  # bytes after the body: the connection is not reusable
+        if kept + size > limit:
+            parts.append(buf[:limit - kept])
+            return False  # a body over the bound: dropped with the connection
         while len(buf) < size + 2:
             data = recv(65536)
             if not data:
                 raise ProtocolError("connection closed inside a chunk")
             buf += data
-        if kept < max_response:
-            parts.append(buf[:size])
-            kept += size
+        parts.append(buf[:size])
+        kept += size
         buf = buf[size + 2:]
 
 
@@ -261,58 +334,96 @@ class AgentTransport:
     body) leaves in one ``sendall`` and the answer is read with one ``recv`` in the usual case,
     without ``http.client``'s e-mail header parser (~100 µs per request) or its import of
     ``ssl`` and ``email`` at cold start (~10 ms). TLS is used only for ``https://`` endpoints.
+
+    ``probe`` keeps a second, separate connection: a small request left outstanding while the
+    agent does not answer, so that asking again costs a look at the socket, not a wait.
     """
 
-    def __init__(self, endpoint: Endpoint, max_response: int = 1 << 20) -> None:
+    def __init__(self, endpoint: Endpoint, max_response: int = MAX_RESPONSE) -> None:
         self.endpoint = endpoint
         self._max_response = max_response
         self._conn: Optional[_Connection] = None
         self._pid = os.getpid()
         self._request_line: Tuple[str, str, bytes] = ("", "", b"")  # last (method, path, encoded)
+        self._probe: Optional[_Connection] = None
+        self._probe_buf = b""
+        self._probe_started = 0.0
 
-    def _connection(self, timeout: float) -> _Connection:
+    def _connection(self) -> _Connection:
         conn = self._conn
-        if conn is not None and self._pid != os.getpid():
-            # a forked child must not share the parent's socket: drop it without closing it
-            conn = self._conn = None
-        if conn is None:
+        if self._pid != os.getpid():
+            # a forked child must not share the parent's sockets: drop them without closing them
+            conn = self._conn = self._probe = None
             self._pid = os.getpid()
-            conn = self._conn = _Connection(self.endpoint, timeout)
-        conn.timeout = timeout
+        if conn is None:
+            conn = self._conn = _Connection(self.endpoint)
         return conn
 
-    def request(self, method: str, path: str, body: bytes, headers: Union[Dict[str, str], bytes],
-                timeout: float) -> Response:
-        """Send one request; raises OSError on transport failure (refused, reset, timeout, not HTTP).
+    def _head(self, method: str, path: str, host_header: str) -> bytes:
+        # the request line and Host depend only on the endpoint: encoded once
+        line = self._request_line
+        if line[0] != method or line[1] != path:
+            line = self._request_line = (method, path, (
+                "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, host_header)).encode("latin-1"))
+        return line[2]
 
-        ``headers`` is a dict, or the header lines already encoded (``encode_headers``): the
-        exporter sends the same ones on every request.
+    def _send_all(self, sock: Any, data: bytes, deadline: float) -> None:
+        sock.settimeout(_time_left(deadline))
+        try:
+            if self.endpoint.scheme != "https":
+                sock.sendall(data)  # the timeout bounds the whole sendall (Python >= 3.5)
+                return
+            # ssl's sendall restarts the timeout for every piece: one piece per deadline check
+            view = memoryview(data)
+            while view:
+                sent = sock.send(view)
+                view = view[sent:]
+                if view:
+                    sock.settimeout(_time_left(deadline))
+        except socket.timeout:
+            raise DeadlineExceeded("the agent stopped reading the request") from None
+
+    def connect(self, deadline: float) -> None:
+        """Open the connection now unless one is open: a refused agent fails here, before the
+        caller builds a request body."""
+        conn = self._connection()
+        if conn.sock is None:
+            try:
+                conn.connect(deadline)
+            except BaseException:
+                self.close()
+                raise
+
+    def request(self, method: str, path: str, body: bytes, headers: Union[Dict[str, str], bytes],
+                deadline: float) -> Response:
+        """Send one request and read the answer, all before ``deadline`` (``time.monotonic()``).
+
+        Raises OSError on transport failure (refused, reset, not HTTP), ``DeadlineExceeded`` (a
+        ``TimeoutError``) when the deadline comes before the status line. ``headers`` is a dict,
+        or the header lines already encoded (``encode_headers``): the exporter sends the same
+        ones on every request.
 
         A keep-alive connection the server closed while idle fails on first use: that case is
         retried once on a fresh connection when nothing of the response was read.
         """
-        block = headers if type(headers) is bytes else encode_headers(headers)
+        block = headers if isinstance(headers, bytes) else encode_headers(headers)
         tail = b"Content-Length: %d\r\n\r\n" % len(body)
         for attempt in (0, 1):
-            conn = self._connection(timeout)
+            conn = self._connection()
             reused = conn.sock is not None
             try:
                 if not reused:
-                    conn.connect()
+                    conn.connect(deadline)
                 sock = conn.sock
-                sock.settimeout(timeout)
-                # the request line and Host depend only on the endpoint: encoded once
-                line = self._request_line
-                if line[0] != method or line[1] != path:
-                    line = self._request_line = (method, path, (
-                        "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, conn.host_header)).encode("latin-1"))
                 # header block and body in one send: a separate small write waits for the
                 # peer's delayed ACK under Nagle's algorithm (~40 ms per request)
-                sock.sendall(b"".join((line[2], block, tail, body)))
-                status, data, will_close = _read_response(sock, self._max_response)
-                if will_close:
+                self._send_all(sock, b"".join((self._head(method, path, conn.host_header), block, tail, body)),
+                               deadline)
+                status, data, will_close, complete = _read_response(_Reader(sock, deadline).recv,
+                                                                    self._max_response)
+                if will_close or not complete:
                     self.close()
-                return Response(status, data)
+                return Response(status, data, complete)
             except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
                 self.close()
                 if not reused or attempt:
@@ -321,6 +432,72 @@ class AgentTransport:
                 self.close()
                 raise
         raise ConnectionError("unreachable")  # pragma: no cover
+
+    def probe(self, method: str, path: str, body: bytes, headers: bytes, wait: float,
+              max_age: float) -> bool:
+        """Whether the agent answers a small request; True once it has (any HTTP status).
+
+        A new probe waits up to ``wait`` seconds for the status line. Unanswered, it stays
+        outstanding and the next calls only look (without waiting) whether the answer has come,
+        until it is ``max_age`` seconds old and a new one replaces it. Raises OSError when the
+        agent refuses or drops the connection (it is down rather than hung).
+        """
+        if self._pid != os.getpid():
+            self._connection()  # forgets the parent's sockets
+        now = time.monotonic()
+        if self._probe is not None and now - self._probe_started > max_age:
+            self.drop_probe()
+        deadline = now  # asked before: look, do not wait
+        if self._probe is None:
+            deadline = now + max(0.0, wait)
+            conn = _Connection(self.endpoint)
+            try:
+                conn.connect(deadline)
+                self._send_all(conn.sock, b"".join((
+                    self._head(method, path, conn.host_header), headers,
+                    b"Content-Length: %d\r\n\r\n" % len(body), body)), deadline)
+            except BaseException:
+                conn.close()
+                raise
+            self._probe, self._probe_buf, self._probe_started = conn, b"", now
+        sock = self._probe.sock
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                sock.settimeout(left if left > 0 else 0.0)  # 0: non-blocking
+                try:
+                    data = sock.recv(4096)
+                except (BlockingIOError, socket.timeout):
+                    return False
+                except OSError as error:
+                    if type(error).__name__ == "SSLWantReadError":
+                        return False
+                    raise
+                if not data:
+                    raise RemoteDisconnected("the agent closed the probe connection")
+                buf = self._probe_buf = self._probe_buf + data
+                if b"\r\n" in buf:
+                    if not buf.startswith(b"HTTP/1."):
+                        raise ProtocolError("bad status line %r" % buf[:80])
+                    self.drop_probe()
+                    return True
+                if len(buf) > _MAX_HEADER:
+                    raise ProtocolError("response header too long")
+        except BaseException:
+            self.drop_probe()
+            raise
+
+    @property
+    def probing(self) -> bool:
+        return self._probe is not None
+
+    def drop_probe(self) -> None:
+        probe, self._probe, self._probe_buf = self._probe, None, b""
+        if probe is not None:
+            try:
+                probe.close()
+            except Exception:
+                pass
 
     def close(self) -> None:
         conn = self._conn
