@@ -20,6 +20,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import injection as _inject
+from .botocore_pointers import HANDLERS as _POINTER_HANDLERS
 
 logger = logging.getLogger("otel_dd_lambda.botocore")
 
@@ -92,7 +93,7 @@ def _make_handler(kind: str, entries_key: Optional[str], size_of: Any, limit: in
 
 _HANDLERS: List[Tuple[str, Callable[..., None]]] = [
     ("before-parameter-build.%s.%s" % key, _make_handler(*spec)) for key, spec in _OPERATIONS.items()
-]
+] + _POINTER_HANDLERS  # span pointers on S3/DynamoDB writes (botocore_pointers.py)
 _registered: "weakref.WeakSet[Any]" = weakref.WeakSet()  # event emitters we registered on
 _original_create_client: Optional[Callable[..., Any]] = None
 

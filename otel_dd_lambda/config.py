@@ -310,3 +310,18 @@ class ExporterSettings:
 
 def exporter_settings(environ: Optional[Mapping[str, str]] = None) -> ExporterSettings:
     return ExporterSettings(environ)
+
+
+# ---------------------------------------------------------------- span pointers
+
+
+def add_span_pointers(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """``DD_BOTOCORE_ADD_SPAN_POINTERS`` (default on, as in Datadog's libraries): span pointers on
+    S3/DynamoDB-triggered invocations and on boto3 S3/DynamoDB writes."""
+    return env_flag("DD_BOTOCORE_ADD_SPAN_POINTERS", True, environ)
+
+
+def dynamodb_primary_keys_json(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """``DD_BOTOCORE_DYNAMODB_TABLE_PRIMARY_KEYS``: JSON ``{"table": ["key", ...]}``, the key names
+    a PutItem's pointer needs (the item does not say which of its attributes form the key)."""
+    return _env(environ).get("DD_BOTOCORE_DYNAMODB_TABLE_PRIMARY_KEYS") or None

@@ -838,7 +838,10 @@ def _link(link: Any) -> Dict[str, Any]:
             out["tracestate"] = ",".join([key + "=" + value for key, value in members.items()])
     elif trace_state:
         out["tracestate"] = trace_state.to_header()
-    out["flags"] = int(trace_flags) | _FLAGS_SET
+    if trace_id or span_id:
+        out["flags"] = int(trace_flags) | _FLAGS_SET
+    else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
+        del out["trace_id_high"]
     return out
 
 

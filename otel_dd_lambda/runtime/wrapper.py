@@ -172,11 +172,18 @@ class _Instrumentation:
             state.cold = cold
             state.start_ns = now
             state.inferred = None
+            pointers = None
+            if trigger in ("s3", "dynamodb"):  # span pointers, on the span standing for the trigger
+                from ..span_pointers import event_links  # loaded only by functions with such triggers
+
+                pointers = event_links(event, trigger)
             if settings.managed_services:
                 spec = inferred_span(event, trigger, now)
                 if spec is not None:
                     inferred = self.tracer.start_span(spec.name, context=parent_ctx, kind=spec.kind,
-                                                      attributes=spec.attributes, start_time=spec.start_ns)
+                                                      attributes=spec.attributes, start_time=spec.start_ns,
+                                                      links=pointers)
+                    pointers = None
                     if not spec.synchronous:
                         inferred.end(end_time=max(spec.start_ns, now))  # async: ends at delivery
                     else:
@@ -187,6 +194,8 @@ class _Instrumentation:
                 context, trigger, trigger_tags, cold, proactive, settings.function_name,
                 invocation.batch_size(event))
             name = attributes.get("faas.name") or "aws.lambda"
+            if pointers:
+                links += pointers
             span = self.tracer.start_span(name, context=parent_ctx, kind=invocation.span_kind(trigger),
                                           attributes=attributes, links=links, start_time=now)
             state.span = span
