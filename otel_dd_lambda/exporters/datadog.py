@@ -127,6 +127,8 @@ class DatadogSpanExporter(SpanExporter):
         # native span events only exist in v0.4; elsewhere they travel as the "events" tag
         native = bool(native_span_events) and api_version == "v0.4" and self.mode == "agent"
         self._mapper = SpanMapper(service=service, env=env, version=version, native_span_events=native)
+        # one count and one warning per cause, whether the mapping or the encoder cut the span
+        self.limits = self._encoder.limits = self._mapper.limits
         self.timeout = max(0.0, float(timeout))
         self.max_payload_size = max(1024, int(max_payload_size))
         self.max_buffered_spans = max(0, int(max_buffered_spans))
@@ -388,7 +390,7 @@ class DatadogSpanExporter(SpanExporter):
         return "retry"
 
     def _write_log(self, chunks: List[Chunk]) -> None:
-        lines, dropped = encode_log_lines(chunks, self.max_log_line)
+        lines, dropped = encode_log_lines(chunks, self.max_log_line, self.limits)
         if dropped:
             self.rejected_spans += dropped
         out = self._out if self._out is not None else sys.stdout
