@@ -13,8 +13,6 @@ keeps them (read in ``config.py``).
 
 from __future__ import annotations
 
-from typing import Optional
-
 MAX_META_KEY = 200
 MAX_META_VALUE = 25_000
 MAX_METRIC_KEY = 200
@@ -79,8 +77,6 @@ def url_tag(url: str, keep_query: bool = False) -> str:
     return truncate_utf8(url, MAX_META_VALUE, ELLIPSIS)
 
 
-def path_tag(path: Optional[str]) -> Optional[str]:
-    """A path-derived tag value (route, endpoint) within the meta value limit."""
-    if path is None:
-        return None
+def path_tag(path: str) -> str:
+    """A path-derived tag value (route, endpoint, header) within the meta value limit."""
     return truncate_utf8(path, MAX_META_VALUE, ELLIPSIS)

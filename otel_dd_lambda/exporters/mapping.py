@@ -72,6 +72,7 @@ MAX_RESOURCE_LEN = MAX_RESOURCE  # Datadog truncates longer resource names (UTF-
 # each): the bounding pass only encodes the rare longer ones.
 _SAFE_VALUE_CHARS = MAX_META_VALUE // 4
 _SAFE_KEY_CHARS = MAX_META_KEY // 4
+_SAFE_RESOURCE_CHARS = MAX_RESOURCE // 4
 
 _KIND_NAMES = {
     SpanKind.INTERNAL: "internal",
@@ -303,6 +304,7 @@ class SpanMapper:
         self.unmappable = 0  # spans that could not be read (dropped, logged once)
         self._strip_urls = not (settings.keep_url_query if keep_url_query is None else keep_url_query)
         self.limits = LimitLog()  # what Datadog's size limits cost, counted and logged
+        self._plain_keys: set = set()  # keys seen short and not URL-like: nothing to check
 
     # ------------------------------------------------------------ caches
 
@@ -391,11 +393,16 @@ class SpanMapper:
                     roots[trace_id] = [(dd_span, span, base)]
                 else:
                     root_list.append((dd_span, span, base))
-        bound = self._bound
+        # Datadog's limits, in _bound; the tests inlined here pass nearly every span through
+        plain_keys = self._plain_keys.issuperset
         for trace_id, chunk in chunks.items():
             self._tag_chunk(trace_id, chunk, heads[trace_id], roots.get(trace_id))
             for dd_span in chunk:
-                bound(dd_span)
+                meta = dd_span["meta"]
+                if not (plain_keys(meta) and plain_keys(dd_span["metrics"])) or \
+                        len("".join(meta.values())) > _SAFE_VALUE_CHARS or \
+                        len(dd_span["resource"]) > _SAFE_RESOURCE_CHARS:
+                    self._bound(dd_span)
         self.limits.report()
         return list(chunks.values())
 
@@ -404,29 +411,57 @@ class SpanMapper:
 
         URL-like tags lose query and fragment (unless kept); keys and values longer than the
         agent's limits are cut on a character boundary with "...", the resource without marker.
-        The checks on lengths in characters skip the encoding for nearly every span.
+        ``map_chunks`` calls it only for a span with a key not yet seen to be short and not
+        URL-like, values summing to more characters than one value may take, or a long resource.
         """
         meta = dd_span["meta"]
-        if self._strip_urls:
-            for key in _URL_TAG_KEYS:
-                value = meta.get(key)
-                if value is not None and ("?" in value or "#" in value):
-                    meta[key] = strip_url_query(value)
-        if meta and (max(map(len, meta.values())) > _SAFE_VALUE_CHARS or max(map(len, meta)) > _SAFE_KEY_CHARS):
+        metrics = dd_span["metrics"]
+        plain = self._plain_keys
+        if not (plain.issuperset(meta) and plain.issuperset(metrics)):
+            self._check_keys(meta, metrics)
+        if meta and len("".join(meta.values())) > _SAFE_VALUE_CHARS:
             cut = _bound_strings(meta, MAX_META_KEY, MAX_META_VALUE)
             if cut:
                 self.limits.note("tag", cut)
-        metrics = dd_span["metrics"]
-        if metrics and max(map(len, metrics)) > _SAFE_KEY_CHARS:
-            cut = _bound_strings(metrics, MAX_METRIC_KEY, None)
-            if cut:
-                self.limits.note("tag", cut)
         resource = dd_span["resource"]
-        if len(resource) > MAX_RESOURCE // 4:
+        if len(resource) > _SAFE_RESOURCE_CHARS:
             bounded = truncate_utf8(resource, MAX_RESOURCE)
             if bounded is not resource:
                 dd_span["resource"] = bounded
                 self.limits.note("resource")
+
+    def _check_keys(self, meta: Dict[str, Any], metrics: Dict[str, Any]) -> None:
+        """The slow path of ``_bound`` for keys not seen before: URL tags, long keys."""
+        plain = self._plain_keys
+        if len(plain) > 4096:  # a caller minting keys without end gets no leak
+            plain.clear()
+        long_keys = False
+        for key in meta:
+            if key in plain:
+                continue
+            if key in URL_TAGS:
+                value = meta[key]
+                if self._strip_urls and ("?" in value or "#" in value):
+                    meta[key] = strip_url_query(value)
+            elif len(key) > _SAFE_KEY_CHARS:
+                long_keys = True
+            else:
+                plain.add(key)
+        if long_keys:
+            cut = _bound_strings(meta, MAX_META_KEY, MAX_META_VALUE)
+            if cut:
+                self.limits.note("tag", cut)
+        long_keys = False
+        for key in metrics:
+            if key not in plain:
+                if len(key) > _SAFE_KEY_CHARS:
+                    long_keys = True
+                elif key not in URL_TAGS:
+                    plain.add(key)
+        if long_keys:
+            cut = _bound_strings(metrics, MAX_METRIC_KEY, None)
+            if cut:
+                self.limits.note("tag", cut)
 
     def _tag_chunk(self, trace_id: int, chunk: Chunk, head_base: "_Base",
                    roots: Optional[List[Tuple[DDSpan, Any, "_Base"]]]) -> None:
@@ -651,9 +686,6 @@ class SpanMapper:
                     meta["function_arn"] = _to_str(arn)
 
         return dd_resource, op_name, span_type, service
-
-
-_URL_TAG_KEYS = tuple(sorted(URL_TAGS))
 
 
 def _bound_strings(mapping: Dict[str, Any], key_limit: int, value_limit: Optional[int]) -> int:
