@@ -269,6 +269,19 @@ def env_watch(names: Tuple[str, ...]) -> Tuple[Callable[[], Tuple[FrozenSet[Any]
     return snapshot, mapping.items(), mapping.keys()
 
 
+# ---------------------------------------------------------------- tag hygiene
+
+KEEP_URL_QUERY_ENV = "OTEL_DD_LAMBDA_KEEP_URL_QUERY"
+
+
+def keep_url_query(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether URL-like tags keep their query string and fragment (default: stripped, as they
+    carry secrets such as an OAuth ``code=``). Our own switch: ddtrace's nearest knobs
+    (``DD_TRACE_HTTP_CLIENT_TAG_QUERY_STRING``, ``DD_HTTP_SERVER_TAG_QUERY_STRING``) apply to its
+    own HTTP integrations, keep the query by default and obfuscate it with a regex instead."""
+    return env_flag(KEEP_URL_QUERY_ENV, False, environ)
+
+
 # ---------------------------------------------------------------- the exporter
 
 EXPORT_MODE_ENV = "OTEL_DD_LAMBDA_EXPORT_MODE"  # agent | log | auto
@@ -287,6 +300,7 @@ class ExporterSettings:
     __slots__ = (
         "export_mode", "flush_to_log", "in_lambda", "agent_url", "agent_host", "agent_port",
         "native_span_events", "service", "env", "version", "max_queue_size", "flush_timeout_ms",
+        "keep_url_query",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -306,6 +320,7 @@ class ExporterSettings:
         self.max_queue_size: int = queue if queue > 0 else 2048
         flush_timeout = env_int(FLUSH_TIMEOUT_ENV, DEFAULT_FLUSH_TIMEOUT_MS, env)
         self.flush_timeout_ms: int = flush_timeout if flush_timeout > 0 else DEFAULT_FLUSH_TIMEOUT_MS
+        self.keep_url_query: bool = keep_url_query(env)
 
 
 def exporter_settings(environ: Optional[Mapping[str, str]] = None) -> ExporterSettings:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ..config import function_name, region
+from ..config import function_name, keep_url_query, region
 from ..lambda_context import context_str
+from ..limits import path_tag, url_tag
 from . import detect, http, stepfunctions
 from .common import first_record, gunzip_b64_prefix, json_member, logger
 
@@ -94,38 +95,42 @@ def _log_group(event: Dict[str, Any]) -> str:
 
 
 def http_tags(trigger: str, event: Dict[str, Any]) -> Dict[str, str]:
+    """``http.*`` tags; URLs without query or fragment unless ``OTEL_DD_LAMBDA_KEEP_URL_QUERY``
+    (``limits.url_tag``), every value within Datadog's tag limit."""
     tags = {"span.kind": "server"}
     ctx = event.get("requestContext")
     ctx = ctx if type(ctx) is dict else {}
     path, method = event.get("path"), event.get("httpMethod")
     hdrs = http.headers(event)
+    url = None
     if trigger == detect.ALB:
         host = http.first_value(hdrs, "host")
         if host:
-            tags["http.url"] = (http.first_value(hdrs, "x-forwarded-proto") or "http") + "://" + host
+            url = (http.first_value(hdrs, "x-forwarded-proto") or "http") + "://" + host
         agent = http.first_value(hdrs, "user-agent")
         if agent:
-            tags["http.useragent"] = agent
+            tags["http.useragent"] = path_tag(agent)
         if _s(path):
-            tags["http.route"] = path
+            tags["http.route"] = path_tag(path)
     else:
         domain = _s(ctx.get("domainName"))
         if domain:
-            tags["http.url"] = "https://" + domain
+            url = "https://" + domain
         path, method = ctx.get("path"), ctx.get("httpMethod")
         v2 = ctx.get("http")
         if event.get("version") == "2.0" and type(v2) is dict and v2:
             path, method = v2.get("path"), v2.get("method")
-    if _s(path) and "http.url" in tags:
-        tags["http.url"] += path
+    keep = keep_url_query()
+    if url is not None:
+        tags["http.url"] = url_tag(url + path if _s(path) else url, keep)
     if _s(method):
-        tags["http.method"] = method
+        tags["http.method"] = path_tag(method)
     referer = http.first_value(hdrs, "referer")
     if referer:
-        tags["http.referer"] = referer
+        tags["http.referer"] = url_tag(referer, keep)
     route = event.get("routeKey") or event.get("resource")
     if _s(route):
-        tags["http.route"] = route.split(" ")[-1]
+        tags["http.route"] = path_tag(route.split(" ")[-1])
     return tags
 
 

@@ -177,6 +177,8 @@ class DatadogSpanExporter(SpanExporter):
             timeout = config.exporter_settings().flush_timeout_ms / 1000.0
         # the cap on every flush, whatever deadline the caller gives
         self.timeout = timeout_seconds(float(timeout) * 1000.0)
+        # one count and one warning per cause, whether the mapping or the encoder cut the span
+        self.limits = self._encoder.limits = self._mapper.limits
         self.max_payload_size = max(1024, int(max_payload_size))
         self.max_buffered_spans = max(0, int(max_buffered_spans))
         self.max_attempts = max(1, int(max_attempts))
@@ -571,7 +573,7 @@ class DatadogSpanExporter(SpanExporter):
         return "retry"
 
     def _write_log(self, chunks: List[Chunk]) -> None:
-        lines, dropped = encode_log_lines(chunks, self.max_log_line)
+        lines, dropped = encode_log_lines(chunks, self.max_log_line, self.limits)
         if dropped:
             self.rejected_spans += dropped
         out = self._out if self._out is not None else sys.stdout

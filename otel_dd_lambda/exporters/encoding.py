@@ -4,16 +4,18 @@ Every encoder cuts the chunks into payloads no larger than a byte budget: a v0.4
 array of chunks, so each chunk is packed once and payloads are assembled from the packed pieces
 under one array header (no re-encoding). A chunk too big on its own is split into smaller chunks
 of the same trace (the agent accepts a trace in several chunks); a single span over the budget is
-dropped and counted.
+cut until it fits (``mapping.shrink_span``: never lost for its tags), and dropped (counted, with a
+warning) only when even its skeleton cannot fit.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from otel_dd_lambda.exporters.mapping import Chunk, fix_big_ints, links_json
+from otel_dd_lambda.exporters.mapping import Chunk, LimitLog, fix_big_ints, links_json, shrink_span
+from otel_dd_lambda.limits import utf8_len
 
 _TID = "_dd.p.tid"
 
@@ -64,8 +66,9 @@ class V04Encoder:
     content_type = "application/msgpack"
     supports_links = True
 
-    def __init__(self) -> None:
-        self.dropped_spans = 0  # spans too large to send on their own
+    def __init__(self, limits: Optional[LimitLog] = None) -> None:
+        self.dropped_spans = 0  # spans too large to send on their own, even when cut
+        self.limits = limits if limits is not None else LimitLog()
 
     def pack_chunk(self, chunk: Chunk) -> bytes:
         return _packb(chunk)
@@ -103,7 +106,14 @@ class V04Encoder:
                 pending.append(second)
                 pending.append(first)
             else:
-                self.dropped_spans += 1
+                shrunk = shrink_span(chunk[0], lambda s: len(packb([s])), budget)
+                if shrunk is None:
+                    self.dropped_spans += 1
+                    self.limits.note("span_dropped")
+                else:
+                    self.limits.note("span_cut")
+                    pieces.append((packb([shrunk]), [shrunk]))
+        self.limits.report()
         out: List[Payload] = []
         parts: List[bytes] = []
         members: List[Chunk] = []
@@ -184,7 +194,7 @@ class V05Encoder(V04Encoder):
 
     def payloads(self, chunks: Sequence[Chunk], max_size: int) -> List[Payload]:
         # The string table is shared by the whole body, so sizes do not add up: halve until fit.
-        fitted, dropped = fit_by_halving([c for c in chunks if c], self.encode, max_size)
+        fitted, dropped = fit_by_halving([c for c in chunks if c], self.encode, max_size, limits=self.limits)
         self.dropped_spans += dropped
         return [Payload(body, group, sum(len(c) for c in group)) for body, group in fitted]
 
@@ -203,23 +213,28 @@ def _log_span(span: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def encode_log_lines(chunks: Sequence[Chunk], max_line: int) -> Tuple[List[str], int]:
-    """Log mode: ``{"traces": [[span, ...], ...]}`` lines of at most ``max_line`` characters.
+def encode_log_lines(chunks: Sequence[Chunk], max_line: int,
+                     limits: Optional[LimitLog] = None) -> Tuple[List[str], int]:
+    """Log mode: ``{"traces": [[span, ...], ...]}`` lines of at most ``max_line`` UTF-8 bytes.
 
-    One line per flush when it fits; else several (CloudWatch Logs caps an event at 256 KiB).
-    Returns the lines and how many spans were too large to print at all.
+    One line per flush when it fits; else several (CloudWatch Logs caps an event at 256 KiB, in
+    bytes: the JSON keeps non-ASCII characters as they are). A span too large for a line on its
+    own is cut to fit. Returns the lines and how many spans could not be printed even so.
     """
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
     groups = [[_log_span(s) for s in c] for c in chunks if c]
-    fitted, dropped = fit_by_halving(groups, lambda group: dumps({"traces": group}), max_line)
+    fitted, dropped = fit_by_halving(groups, lambda group: dumps({"traces": group}), max_line,
+                                     size=utf8_len, limits=limits)
     return [line for line, _ in fitted], dropped
 
 
-def fit_by_halving(chunks: List[Any], encode: Any, limit: int) -> Tuple[List[Tuple[Any, List[Any]]], int]:
-    """Encode ``chunks`` in as few pieces as fit ``limit`` (``len`` of the encoding), in order.
+def fit_by_halving(chunks: List[Any], encode: Any, limit: int, size: Callable[[Any], int] = len,
+                   limits: Optional[LimitLog] = None) -> Tuple[List[Tuple[Any, List[Any]]], int]:
+    """Encode ``chunks`` in as few pieces as fit ``limit`` (``size`` of the encoding), in order.
 
     A piece too large is halved (a list of chunks by chunks, a lone chunk by spans); a lone span
-    still too large is dropped and counted. Returns ``[(encoded, chunks), ...]`` and that count.
+    still too large is cut (``shrink_span``), and dropped and counted only when that is not
+    enough. Returns ``[(encoded, chunks), ...]`` and that count.
     """
     out: List[Tuple[Any, List[Any]]] = []
     dropped = 0
@@ -229,7 +244,7 @@ def fit_by_halving(chunks: List[Any], encode: Any, limit: int) -> Tuple[List[Tup
         if not group:
             continue
         encoded = encode(group)
-        if len(encoded) <= limit:
+        if size(encoded) <= limit:
             out.append((encoded, group))
         elif len(group) > 1:
             middle = len(group) // 2
@@ -240,5 +255,15 @@ def fit_by_halving(chunks: List[Any], encode: Any, limit: int) -> Tuple[List[Tup
             stack.append([second])
             stack.append([first])
         else:
-            dropped += 1
+            shrunk = shrink_span(group[0][0], lambda s: size(encode([[s]])), limit)
+            if shrunk is None:
+                dropped += 1
+                if limits is not None:
+                    limits.note("span_dropped")
+            else:
+                if limits is not None:
+                    limits.note("span_cut")
+                out.append((encode([[shrunk]]), [[shrunk]]))
+    if limits is not None:
+        limits.report()
     return out, dropped

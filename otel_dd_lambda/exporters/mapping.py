@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
 from opentelemetry.sdk import trace as _sdk_trace
@@ -44,6 +45,18 @@ from opentelemetry.trace import TraceState as _TraceState
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
 from otel_dd_lambda.propagators.precedence import FAST_SPAN_CONTEXT
 from otel_dd_lambda import config
+from otel_dd_lambda.limits import (
+    ELLIPSIS,
+    MAX_META_KEY,
+    MAX_META_VALUE,
+    MAX_METRIC_KEY,
+    MAX_NAME,
+    MAX_RESOURCE,
+    URL_TAGS,
+    strip_url_query,
+    truncate_utf8,
+    utf8_len,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +67,12 @@ _LOW64 = (1 << 64) - 1
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 _FLAGS_SET = 1 << 31  # span link "flags" bit 31: the flags field is meaningful
-MAX_RESOURCE_LEN = 5000  # Datadog truncates longer resource names
+MAX_RESOURCE_LEN = MAX_RESOURCE  # Datadog truncates longer resource names (UTF-8 bytes)
+# A str of at most this many characters is within the limit whatever its characters (<= 4 bytes
+# each): the bounding pass only encodes the rare longer ones.
+_SAFE_VALUE_CHARS = MAX_META_VALUE // 4
+_SAFE_KEY_CHARS = MAX_META_KEY // 4
+_SAFE_RESOURCE_CHARS = MAX_RESOURCE // 4
 
 _KIND_NAMES = {
     SpanKind.INTERNAL: "internal",
@@ -271,6 +289,7 @@ class SpanMapper:
         env: Optional[str] = None,
         version: Optional[str] = None,
         native_span_events: bool = False,
+        keep_url_query: Optional[bool] = None,
     ) -> None:
         settings = config.exporter_settings()
         self._service = service or settings.service
@@ -283,6 +302,9 @@ class SpanMapper:
         self._bases: Dict[Tuple[int, int, int, int], _Base] = {}
         self._last: Tuple[Any, ...] = (_NOTHING, _NOTHING, _NOTHING, _NOTHING, None)
         self.unmappable = 0  # spans that could not be read (dropped, logged once)
+        self._strip_urls = not (settings.keep_url_query if keep_url_query is None else keep_url_query)
+        self.limits = LimitLog()  # what Datadog's size limits cost, counted and logged
+        self._plain_keys: set = set()  # keys seen short and not URL-like: nothing to check
 
     # ------------------------------------------------------------ caches
 
@@ -371,9 +393,75 @@ class SpanMapper:
                     roots[trace_id] = [(dd_span, span, base)]
                 else:
                     root_list.append((dd_span, span, base))
+        # Datadog's limits, in _bound; the tests inlined here pass nearly every span through
+        plain_keys = self._plain_keys.issuperset
         for trace_id, chunk in chunks.items():
             self._tag_chunk(trace_id, chunk, heads[trace_id], roots.get(trace_id))
+            for dd_span in chunk:
+                meta = dd_span["meta"]
+                if not (plain_keys(meta) and plain_keys(dd_span["metrics"])) or \
+                        len("".join(meta.values())) > _SAFE_VALUE_CHARS or \
+                        len(dd_span["resource"]) > _SAFE_RESOURCE_CHARS:
+                    self._bound(dd_span)
+        self.limits.report()
         return list(chunks.values())
+
+    def _bound(self, dd_span: DDSpan) -> None:
+        """Datadog's limits on one mapped span, applied here and only here (after every tag is set).
+
+        URL-like tags lose query and fragment (unless kept); keys and values longer than the
+        agent's limits are cut on a character boundary with "...", the resource without marker.
+        ``map_chunks`` calls it only for a span with a key not yet seen to be short and not
+        URL-like, values summing to more characters than one value may take, or a long resource.
+        """
+        meta = dd_span["meta"]
+        metrics = dd_span["metrics"]
+        plain = self._plain_keys
+        if not (plain.issuperset(meta) and plain.issuperset(metrics)):
+            self._check_keys(meta, metrics)
+        if meta and len("".join(meta.values())) > _SAFE_VALUE_CHARS:
+            cut = _bound_strings(meta, MAX_META_KEY, MAX_META_VALUE)
+            if cut:
+                self.limits.note("tag", cut)
+        resource = dd_span["resource"]
+        if len(resource) > _SAFE_RESOURCE_CHARS:
+            bounded = truncate_utf8(resource, MAX_RESOURCE)
+            if bounded is not resource:
+                dd_span["resource"] = bounded
+                self.limits.note("resource")
+
+    def _check_keys(self, meta: Dict[str, Any], metrics: Dict[str, Any]) -> None:
+        """The slow path of ``_bound`` for keys not seen before: URL tags, long keys."""
+        plain = self._plain_keys
+        if len(plain) > 4096:  # a caller minting keys without end gets no leak
+            plain.clear()
+        long_keys = False
+        for key in meta:
+            if key in plain:
+                continue
+            if key in URL_TAGS:
+                value = meta[key]
+                if self._strip_urls and ("?" in value or "#" in value):
+                    meta[key] = strip_url_query(value)
+            elif len(key) > _SAFE_KEY_CHARS:
+                long_keys = True
+            else:
+                plain.add(key)
+        if long_keys:
+            cut = _bound_strings(meta, MAX_META_KEY, MAX_META_VALUE)
+            if cut:
+                self.limits.note("tag", cut)
+        long_keys = False
+        for key in metrics:
+            if key not in plain:
+                if len(key) > _SAFE_KEY_CHARS:
+                    long_keys = True
+                elif key not in URL_TAGS:
+                    plain.add(key)
+        if long_keys:
+            cut = _bound_strings(metrics, MAX_METRIC_KEY, None)
+            if cut:
+                self.limits.note("tag", cut)
 
     def _tag_chunk(self, trace_id: int, chunk: Chunk, head_base: "_Base",
                    roots: Optional[List[Tuple[DDSpan, Any, "_Base"]]]) -> None:
@@ -496,8 +584,6 @@ class SpanMapper:
             dd_resource = name
             span_type = base.span_type
 
-        if len(dd_resource) > MAX_RESOURCE_LEN:
-            dd_resource = dd_resource[:MAX_RESOURCE_LEN] + "..."
 
         trace_id = context[0]
         if parent is None:
@@ -536,7 +622,7 @@ class SpanMapper:
             if self.native_span_events:
                 dd_span["span_events"] = [_native_event(e) for e in events]
             else:
-                meta["events"] = _events_json(events)
+                meta["events"] = _events_json(events, self.limits)
 
         if links.__class__ is _BoundedList:
             links = links._dq
@@ -600,6 +686,165 @@ class SpanMapper:
                     meta["function_arn"] = _to_str(arn)
 
         return dd_resource, op_name, span_type, service
+
+
+def _bound_strings(mapping: Dict[str, Any], key_limit: int, value_limit: Optional[int]) -> int:
+    """Cut the keys (and str values, if ``value_limit``) of ``mapping`` to the limits, in place and
+    in order; returns how many keys and values were cut. Two keys cut to the same prefix keep
+    the first one's value, as the agent's truncation does."""
+    key_safe = key_limit // 4
+    value_safe = value_limit // 4 if value_limit is not None else None
+    cut = 0
+    rebuilt: List[Tuple[str, Any]] = []
+    for key, value in mapping.items():
+        if len(key) > key_safe:
+            bounded = truncate_utf8(key, key_limit, ELLIPSIS)
+            if bounded is not key:
+                key = bounded
+                cut += 1
+        if value_safe is not None and type(value) is str and len(value) > value_safe:
+            bounded = truncate_utf8(value, value_limit, ELLIPSIS)  # type: ignore[arg-type]
+            if bounded is not value:
+                value = bounded
+                cut += 1
+        rebuilt.append((key, value))
+    if cut:
+        mapping.clear()
+        for key, value in rebuilt:
+            mapping.setdefault(key, value)
+    return cut
+
+
+class LimitLog:
+    """Counts what the size limits cost (cut tags, cut or dropped spans). Each cause is logged at
+    warning level the first time, then at most once a minute, with its count since the last log
+    (Lambda bills log volume); ``counts`` holds the totals."""
+
+    INTERVAL = 60.0
+    MESSAGES = {
+        "tag": "Datadog span limits: %d tag keys/values cut to the agent's limits "
+               "(keys 200, values 25,000 UTF-8 bytes)",
+        "resource": "Datadog span limits: %d resources cut to 5,000 UTF-8 bytes",
+        "events": "Datadog span limits: span events of %d spans shortened to fit one 25,000-byte tag",
+        "links": "Datadog span limits: span links of %d spans shortened to fit one 25,000-byte tag",
+        "span_cut": "Datadog span limits: %d spans over the payload/log-line size limit were cut to fit "
+                    "(error.stack shortened, largest tag values replaced by a marker)",
+        "span_dropped": "Datadog span limits: %d spans could not fit the payload/log-line size limit "
+                        "even when cut: dropped",
+    }
+
+    def __init__(self) -> None:
+        self.counts: Dict[str, int] = {}
+        self._pending: Dict[str, int] = {}
+        self._last: Dict[str, float] = {}
+
+    def note(self, cause: str, count: int = 1) -> None:
+        self.counts[cause] = self.counts.get(cause, 0) + count
+        self._pending[cause] = self._pending.get(cause, 0) + count
+
+    def report(self) -> None:
+        if not self._pending:
+            return
+        now = time.monotonic()
+        for cause, count in list(self._pending.items()):
+            last = self._last.get(cause)
+            if last is None or now - last >= self.INTERVAL:
+                self._last[cause] = now
+                self._pending.pop(cause, None)
+                logger.warning(self.MESSAGES.get(cause, "Datadog span limits: %d " + cause), count)
+
+
+# Tags kept whole when a span is cut to fit: small, and what makes the span findable.
+_KEEP_WHOLE = frozenset((
+    "_dd.p.tid", "_dd.p.dm", "_dd.origin", "_dd.parent_id", "env", "version", "span.kind",
+    "otel.status_code", "otel.trace_id", "request_id", "function_arn", "cold_start",
+    "function_trigger.event_source", "function_trigger.event_source_arn", "error.type",
+    "http.method", "http.status_code",
+))
+_CUT_TAG = "otel_dd_lambda.size_limit"
+_STACK_KEEP = 4096  # bytes of error.stack kept when a span is cut: its head and its tail
+_MESSAGE_KEEP = 1024
+
+
+def _head_tail(text: str, limit: int) -> str:
+    """The first and last ``limit // 2`` bytes of ``text`` around a marker (a stack's outer frames
+    and its innermost frame with the exception line)."""
+    half = limit // 2
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    head = data[:half].decode("utf-8", "ignore")
+    tail = data[-half:].decode("utf-8", "ignore")
+    return "%s\n... [%d bytes cut] ...\n%s" % (head, len(data) - 2 * half, tail)
+
+
+def shrink_span(span: DDSpan, size_of: Callable[[DDSpan], int], limit: int) -> Optional[DDSpan]:
+    """A copy of ``span`` cut until ``size_of(copy) <= limit``, or None when even its skeleton
+    (ids, times, name, error flag, the tags that identify it) does not fit.
+
+    In order: error.stack to its head and tail; the largest tag values replaced by a marker
+    (error.msg shortened instead); native span events, then span links dropped; at last only
+    the identifying tags. ``otel_dd_lambda.size_limit`` says what was cut.
+    """
+    span = dict(span)
+    meta: Dict[str, Any] = dict(span.get("meta") or {})
+    span["meta"] = meta
+    size = size_of(span)
+    if size <= limit:
+        return span
+    cut: List[str] = []
+    stack = meta.get("error.stack")
+    if type(stack) is str and utf8_len(stack) > _STACK_KEEP:
+        meta["error.stack"] = _head_tail(stack, _STACK_KEEP)
+        cut.append("error.stack")
+        meta[_CUT_TAG] = "cut: error.stack"
+        size = size_of(span)
+        if size <= limit:
+            return span
+    # largest values first; the size is measured again once enough may have been removed
+    candidates = sorted(
+        ((utf8_len(v), k) for k, v in meta.items() if type(v) is str and k not in _KEEP_WHOLE and k != _CUT_TAG),
+        reverse=True,
+    )
+    saved = 0
+    for length, key in candidates:
+        if length <= 64:
+            break
+        if key == "error.msg":
+            meta[key] = truncate_utf8(meta[key], _MESSAGE_KEEP, ELLIPSIS)
+        else:
+            meta[key] = "[cut: %d bytes over the size limit]" % length
+        cut.append(key)
+        saved += length
+        if saved >= size - limit:
+            meta[_CUT_TAG] = "cut: " + ",".join(cut)[:MAX_META_VALUE // 2]
+            size = size_of(span)
+            if size <= limit:
+                return span
+    for field in ("span_events", "span_links"):
+        if span.get(field):
+            cut.append("%s(%d)" % (field, len(span[field])))
+            del span[field]
+            meta[_CUT_TAG] = "cut: " + ",".join(cut)[:MAX_META_VALUE // 2]
+            size = size_of(span)
+            if size <= limit:
+                return span
+    # the skeleton: identifying tags only, short fields, underscore metrics (sampling priority)
+    skeleton = {k: truncate_utf8(v, 256, ELLIPSIS) for k, v in meta.items() if k in _KEEP_WHOLE}
+    if "error.msg" in meta:
+        skeleton["error.msg"] = truncate_utf8(meta["error.msg"], _MESSAGE_KEEP, ELLIPSIS)
+    skeleton[_CUT_TAG] = "cut to the identifying tags: the span exceeded %d bytes" % limit
+    span["meta"] = skeleton
+    metrics = span.get("metrics") or {}
+    span["metrics"] = {k: v for k, v in metrics.items() if k.startswith("_")}
+    for field in ("name", "service", "type"):
+        if type(span.get(field)) is str:
+            span[field] = truncate_utf8(span[field], MAX_NAME)
+    if type(span.get("resource")) is str:
+        span["resource"] = truncate_utf8(span["resource"], 1024, ELLIPSIS)
+    span.pop("span_events", None)
+    span.pop("span_links", None)
+    return span if size_of(span) <= limit else None
 
 
 class _Base:
@@ -745,23 +990,18 @@ def _error_tags(meta: Dict[str, str], description: Optional[str], events: Sequen
             meta.setdefault("error.stack", _to_str(exception["exception.stacktrace"]))
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (str, bool, int, float)):
+def _json_value(value: Any, cap: Optional[int] = None) -> Any:
+    if type(value) is str:
+        return value if cap is None else truncate_utf8(value, cap, ELLIPSIS)
+    if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    return _to_str(value)
+        return [_json_value(v, cap) for v in value]
+    text = _to_str(value)
+    return text if cap is None else truncate_utf8(text, cap, ELLIPSIS)
 
 
-def _events_json(events: Sequence[Any]) -> str:
-    """The ``events`` meta tag: the JSON list Datadog's OTLP ingest writes."""
-    out = []
-    for event in events:
-        item: Dict[str, Any] = {"time_unix_nano": event.timestamp, "name": event.name}
-        attributes = _plain_dict(event.attributes)
-        if attributes:
-            item["attributes"] = {k: _json_value(v) for k, v in attributes.items()}
-        out.append(item)
+def _dump_events(out: List[Dict[str, Any]]) -> str:
     try:
         return json.dumps(out, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN/inf attribute values
@@ -769,10 +1009,57 @@ def _events_json(events: Sequence[Any]) -> str:
             "NaN", '"NaN"').replace("Infinity", '"Infinity"')
 
 
+def _event_items(events: Sequence[Any], cap: Optional[int]) -> List[Dict[str, Any]]:
+    out = []
+    for event in events:
+        name = event.name if cap is None else truncate_utf8(_to_str(event.name), cap, ELLIPSIS)
+        item: Dict[str, Any] = {"time_unix_nano": event.timestamp, "name": name}
+        attributes = _plain_dict(event.attributes)
+        if attributes:
+            if cap is None:
+                item["attributes"] = {k: _json_value(v) for k, v in attributes.items()}
+            else:
+                item["attributes"] = {truncate_utf8(k, min(cap, MAX_META_KEY), ELLIPSIS): _json_value(v, cap)
+                                      for k, v in attributes.items()}
+        out.append(item)
+    return out
+
+
+def _events_json(events: Sequence[Any], limits: Optional["LimitLog"] = None) -> str:
+    """The ``events`` meta tag: the JSON list Datadog's OTLP ingest writes.
+
+    It must stay valid JSON within one tag's limit, so an oversized list is shortened here (the
+    bounding pass would cut the text): string attributes shortened evenly, then harder, then
+    only the names and times of the first events.
+    """
+    text = _dump_events(_event_items(events, None))
+    if len(text) <= _SAFE_VALUE_CHARS or utf8_len(text) <= MAX_META_VALUE:
+        return text
+    if limits is not None:
+        limits.note("events")
+    strings = sum(len(_plain_dict(e.attributes)) + 1 for e in events)
+    for cap in (MAX_META_VALUE // max(1, strings) - 64, 2048, 256, 32):
+        if cap < 16:
+            continue
+        text = _dump_events(_event_items(events, cap))
+        if utf8_len(text) <= MAX_META_VALUE:
+            return text
+    items: List[Dict[str, Any]] = [
+        {"time_unix_nano": e.timestamp, "name": truncate_utf8(_to_str(e.name), 64, ELLIPSIS)} for e in events]
+    while items:
+        text = _dump_events(items)
+        if utf8_len(text) <= MAX_META_VALUE:
+            return text
+        items = items[: len(items) // 2]
+    return "[]"
+
+
 def _typed_value(value: Any) -> Dict[str, Any]:
     """One native span-event attribute value (the agent's AttributeAnyValue map)."""
     kind = type(value)
     if kind is str:
+        if len(value) > _SAFE_VALUE_CHARS:  # one value, as a tag's limit
+            value = truncate_utf8(value, MAX_META_VALUE, ELLIPSIS)
         return {"type": 0, "string_value": value}
     if kind is bool:
         return {"type": 1, "bool_value": value}
@@ -830,6 +1117,8 @@ def _link(link: Any) -> Dict[str, Any]:
                     flat["%s.%d" % (key, index)] = _to_str(item) if type(item) is not str else item
             else:
                 flat[key] = _to_str(value)
+        if flat and max(map(len, flat.values())) > _SAFE_VALUE_CHARS or max(map(len, flat)) > _SAFE_KEY_CHARS:
+            _bound_strings(flat, MAX_META_KEY, MAX_META_VALUE)
         out["attributes"] = flat
     if type(trace_state) is _TraceState:
         # TraceState.to_header() without its generator; its len() is Python-level
@@ -857,4 +1146,9 @@ def links_json(links: List[Dict[str, Any]]) -> str:
             if key in link:
                 item[key] = link[key]
         out.append(item)
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    # one tag: valid JSON within its limit, the first links kept (the parent's batch record first)
+    while len(text) > _SAFE_VALUE_CHARS and utf8_len(text) > MAX_META_VALUE and out:
+        out = out[: len(out) * 3 // 4] if len(out) > 1 else []
+        text = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+    return text

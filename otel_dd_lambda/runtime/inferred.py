@@ -28,6 +28,9 @@ from typing import Any, Dict, Optional
 
 from opentelemetry.trace import SpanKind
 
+from ..config import keep_url_query
+from ..limits import MAX_RESOURCE, path_tag, truncate_utf8, url_tag
+
 # SQS keeps messages up to 14 days: an older start (or one from the future) is a bad field.
 MAX_AGE_NS = 15 * 24 * 3600 * 1_000_000_000
 MAX_FUTURE_NS = 3600 * 1_000_000_000
@@ -141,10 +144,12 @@ def _http(event: Dict[str, Any], trigger: str) -> Optional[InferredSpan]:
     if start is None:
         return None
     if method:
-        tags["http.method"] = method
+        tags["http.method"] = path_tag(method)
     if path:
-        tags["endpoint"] = path
-        tags["http.url"] = "https://%s%s" % (domain, path)
+        # the path comes from the request: bounded, and the URL without query or fragment
+        tags["endpoint"] = path_tag(path)
+        tags["http.url"] = url_tag("https://%s%s" % (domain, path), keep_url_query())
+    resource = truncate_utf8(resource, MAX_RESOURCE)
     return InferredSpan(name, domain or name, resource, start, True, tags)
 
 

@@ -115,3 +115,30 @@ def reference_payload_tags(payloads: List[Any], max_depth: int = 10) -> List[dic
     if done.returncode:
         raise RuntimeError("reference payload tags failed:\n" + done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+_EVENT_TRIGGER_SCRIPT = r"""
+import json, sys
+from datadog_lambda.trigger import extract_trigger_tags
+
+class Ctx:
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:myfn"
+
+print(json.dumps([extract_trigger_tags(event, Ctx()) for event in json.load(sys.stdin)]))
+"""
+
+
+def reference_trigger_tags_of(events: List[Any]) -> List[dict]:
+    """``datadog_lambda``'s trigger tags for events given as objects (e.g. samples with a changed
+    header), in a subprocess, with the ARN of ``reference_extract``'s context."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "_X_AMZN", "OTEL_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", _EVENT_TRIGGER_SCRIPT],
+        input=json.dumps(events),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if done.returncode:
+        raise RuntimeError("reference trigger tags failed:\n" + done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
