@@ -234,3 +234,16 @@ def test_trailing_space_never_ends_the_dd_member(origin: str, tags: str) -> None
     assert not dd_member.endswith(" ")
     assert tracecontext.parse_tracestate(out["tracestate"]).get("dd") == dd_member[3:]
     assert out.get("x-datadog-origin") == origin  # the Datadog header keeps it as it came
+
+
+@pytest.mark.parametrize("extra_headers", [0, 40])  # a small carrier, and an HTTP-sized one
+@pytest.mark.parametrize("name", NAMES)
+def test_a_str_subclass_value_is_read_as_plain_text(name: str, extra_headers: int) -> None:
+    # A str subclass whose methods raise must be read through str's own methods: the guard in
+    # conftest fails this test if any propagator logs an internal error on the way.
+    carrier: Dict[str, Any] = {"x-datadog-trace-id": "1", "x-datadog-parent-id": "2"}
+    carrier.update({"h-%d" % i: "v" for i in range(extra_headers)})
+    for text in ("1", "abc", "_dd.p.tid=1"):
+        carrier[name] = WeirdStr(text)
+        for propagator in (DatadogCompositePropagator(), DatadogPropagator(), XRayPropagator()):
+            propagator.extract(carrier)

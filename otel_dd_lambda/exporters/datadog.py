@@ -287,11 +287,15 @@ class DatadogSpanExporter(SpanExporter):
     # ------------------------------------------------------------ internals
 
     def _capped(self, deadline: float) -> float:
-        """``deadline`` no later than ``timeout`` from now (NaN: now)."""
-        cap = time.monotonic() + self.timeout
+        """``deadline`` no later than ``timeout`` from now (NaN or not a number: now)."""
+        now = time.monotonic()
+        try:
+            deadline = float(deadline)
+        except (TypeError, ValueError, OverflowError):  # a caller's junk: no time to wait
+            return now
         if deadline != deadline:  # NaN
-            return time.monotonic()
-        return deadline if deadline < cap else cap
+            return now
+        return min(deadline, now + self.timeout)
 
     def _flush(self, chunks: List[Chunk], deadline: float, may_sleep: bool) -> bool:
         """True when every span given or buffered was delivered (or deliberately dropped)."""

@@ -36,7 +36,7 @@ from opentelemetry.trace import Link, SpanContext
 
 from .. import config
 from . import datadog, tracecontext, xray
-from .headers import MAX_HEADER_CHARS, HeaderReader, logger, reader, trace_headers
+from .headers import HeaderReader, plain_str_within_cap, logger, reader, trace_headers
 from .precedence import resolve, set_extracted, span_ids
 
 _EXTRACTORS: Dict[str, Callable[[HeaderReader], Optional[SpanContext]]] = {
@@ -152,8 +152,8 @@ class DatadogCompositePropagator(TextMapPropagator):
             return self._extract_with(reader(carrier), None)
         try:
             # trace_headers' first case, inlined: a _datadog object (trace names only, as written)
-            # whose values are all str within the cap is read in place.
-            in_place = (keys_checked or carrier.keys() <= self._read_set) and len("".join(carrier.values())) <= MAX_HEADER_CHARS
+            # whose values are all plain str within the cap is read in place.
+            in_place = (keys_checked or carrier.keys() <= self._read_set) and plain_str_within_cap(carrier.values())
         except Exception:  # a value that is not a str, a hostile key: trace_headers decides
             in_place = False
         headers = carrier if in_place else trace_headers(carrier, self._reads, self._read_set)

@@ -45,6 +45,15 @@ def _first_str(value: Any) -> Optional[str]:
     return None
 
 
+_PLAIN_STR = frozenset((str,))
+
+
+def plain_str_within_cap(values: Any) -> bool:
+    """Every value a plain ``str`` (a subclass may override the methods the parsers call) and all
+    of them together within the cap; both checks loop in C."""
+    return _PLAIN_STR.issuperset(map(type, values)) and len("".join(values)) <= MAX_HEADER_CHARS
+
+
 def _lowered(carrier: dict) -> dict:
     if type(carrier) is dict:
         try:
@@ -149,18 +158,14 @@ def trace_headers(carrier: dict, names: Tuple[str, ...], name_set: Optional[Froz
                     # An HTTP carrier (dozens of headers): only the values the extractors may
                     # read must be str within the cap (TypeError: one is not, or None), not
                     # every header's; a missing name counts as "".
-                    try:
-                        if len("".join(map(carrier.get, names, _BLANKS))) <= MAX_HEADER_CHARS:
-                            return carrier
-                    except TypeError:
-                        other_case = _spelled_otherwise(names, carrier, index)
+                    if plain_str_within_cap(list(map(carrier.get, names, _BLANKS))):
+                        return carrier
+                    other_case = _spelled_otherwise(names, carrier, index)
     if not other_case:
-        try:
-            if len("".join(carrier.values())) <= MAX_HEADER_CHARS:  # TypeError: not all str
-                return carrier
-        except TypeError:
-            if index is not _ALL_LOWERCASE:  # (index is not "" here: other_case was False)
-                other_case = _spelled_otherwise(names, carrier, index)
+        if plain_str_within_cap(carrier.values()):
+            return carrier
+        if index is not _ALL_LOWERCASE:  # (index is not "" here: other_case was False)
+            other_case = _spelled_otherwise(names, carrier, index)
     get = carrier.get
     lowered = _lowered(carrier) if other_case else None
     found: Dict[str, Any] = {}
