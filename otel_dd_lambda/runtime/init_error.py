@@ -35,7 +35,12 @@ def _describe(error: BaseException, fault: Optional[type]) -> Tuple[str, str, Ba
         message = str(error)
     except Exception:
         message = ""
-    return type(error).__name__, message, error
+    kind = type(error)
+    # the redirect's own HandlerNotFound / HandlerError go by their builtin base, as Datadog's
+    # library reports a missing function (AttributeError)
+    while kind.__module__.startswith("otel_dd_lambda") and kind.__bases__:
+        kind = kind.__bases__[0]
+    return kind.__name__, message, error
 
 
 def report(error: BaseException, module_name: str, start_ns: int, provider: Any,
