@@ -88,6 +88,7 @@ def env_flag(name: str, default: bool, environ: Optional[Mapping[str, str]] = No
 # (DESIGN §8: the Datadog Lambda variables users migrate with, plus OTel's service name.)
 
 _DEFAULT_COLD_START_SKIP_LIBS = ("ddtrace.internal.compat", "ddtrace.filters")
+DEFAULT_APM_FLUSH_DEADLINE_MS = 100
 
 
 def env_int(name: str, default: int, environ: Optional[Mapping[str, str]] = None) -> int:
@@ -125,7 +126,7 @@ class LambdaSettings:
         "cold_start_skip_libs", "managed_services", "lambda_handler", "profiling_enabled",
         "profiling_ignore_profiler", "flush_to_log", "xray_daemon_address", "function_name",
         "function_version", "memory_mb", "region", "xray_trace_header", "flush_margin_ms",
-        "log_stream_name",
+        "log_stream_name", "timeout_detection", "apm_flush_deadline_ms",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -163,6 +164,12 @@ class LambdaSettings:
         # Time kept back from the invocation's deadline when flushing spans.
         self.flush_margin_ms: int = max(0, env_int("OTEL_DD_LAMBDA_FLUSH_MARGIN_MS", 50, env))
         self.log_stream_name: Optional[str] = env.get("AWS_LAMBDA_LOG_STREAM_NAME") or None
+        # Impending timeout: the invocation span is ended as an error and flushed this long
+        # before the deadline (ddtrace's variable and default; a negative value means the
+        # default there too). DD_TRACE_AWS_LAMBDA_ENABLED=false is ddtrace's switch for it.
+        self.timeout_detection: bool = env_flag("DD_TRACE_AWS_LAMBDA_ENABLED", True, env)
+        deadline = env_int("DD_APM_FLUSH_DEADLINE_MILLISECONDS", DEFAULT_APM_FLUSH_DEADLINE_MS, env)
+        self.apm_flush_deadline_ms: int = deadline if deadline >= 0 else DEFAULT_APM_FLUSH_DEADLINE_MS
 
 
 def lambda_settings(environ: Optional[Mapping[str, str]] = None) -> LambdaSettings:

@@ -5,13 +5,14 @@ and ``DD_LAMBDA_HANDLER`` to your own (``module.function``, ``dir/file.function`
 Importing this module (Lambda does it during init) starts the cold-start import timer, runs
 ``configure()``, loads your handler the way the Lambda runtime would, and wraps it.
 
-Errors loading your handler are reported as Lambda would have reported them without this
-redirect. Under Lambda's runtime interface client (``awslambdaric``, which imports this module),
-a failed import, a syntax error or a missing function is raised as the client's own
-``FaultException`` with the type and message it would have built for your handler string
-(``Runtime.ImportModuleError: Unable to import module 'app': ...``): were it left to the
-client, it would name ``otel_dd_lambda.handler`` instead. Any other exception your module raises
-on import is raised unchanged. Elsewhere (a plain import) your module's errors propagate
+Errors loading your handler are recorded as an error span (Datadog's ``aws.lambda`` init-error
+span, see ``runtime.init_error``), flushed before the error goes on, and reported as Lambda would
+have reported them without this redirect. Under Lambda's runtime interface client
+(``awslambdaric``, which imports this module), a failed import, a syntax error or a missing
+function is raised as the client's own ``FaultException`` with the type and message it would
+have built for your handler string (``Runtime.ImportModuleError: Unable to import module 'app':
+...``): were it left to the client, it would name ``otel_dd_lambda.handler`` instead. Any other
+exception your module raises on import is raised unchanged. Elsewhere (a plain import) your module's errors propagate
 unchanged, and a missing ``DD_LAMBDA_HANDLER`` or function is an ``ImportError`` /
 ``AttributeError`` naming what is missing.
 """
@@ -19,6 +20,7 @@ unchanged, and a missing ``DD_LAMBDA_HANDLER`` or function is an ``ImportError``
 from __future__ import annotations
 
 import sys
+import time
 from importlib import import_module
 from typing import Any, Callable, Optional, Tuple
 
@@ -95,6 +97,13 @@ def _load(path: str) -> Callable[..., Any]:
     return load_handler(path) if fault is None else _load_under_runtime(path, fault)
 
 
+def _module_name(path: str) -> str:
+    try:
+        return parse_handler(path)[0]
+    except HandlerError:
+        return path
+
+
 def _init() -> Callable[..., Any]:
     settings = config.lambda_settings()
     if not settings.lambda_handler:
@@ -109,8 +118,15 @@ def _init() -> Callable[..., Any]:
         cold_start.install_import_hook()  # before configure() and the user's imports
     from .runtime.configure import configure
 
-    configure()  # during init, which Lambda runs at full CPU, not in the first invocation
-    user_handler = _load(settings.lambda_handler)
+    provider = configure()  # during init, which Lambda runs at full CPU, not in the first invocation
+    start_ns = time.time_ns()
+    try:
+        user_handler = _load(settings.lambda_handler)
+    except Exception as error:
+        from .runtime import init_error
+
+        init_error.report(error, _module_name(settings.lambda_handler), start_ns, provider, _runtime_fault())
+        raise
     from .runtime.wrapper import instrument_handler
 
     return instrument_handler(user_handler)

@@ -25,18 +25,18 @@ def context_str(lambda_context: Any, name: str) -> Optional[str]:
 
 
 def remaining_ms(lambda_context: Any) -> Optional[int]:
-    """``get_remaining_time_in_millis()`` as an int within Lambda's bounds; None when the context
-    has no usable answer (missing, raising, not a number)."""
+    """``get_remaining_time_in_millis()`` as an int, at most Lambda's longest timeout (it may be
+    zero or negative: no time left); None when the context has no usable answer (no such method,
+    it raises, or it returns anything but a finite int or float)."""
     try:
         method = getattr(lambda_context, "get_remaining_time_in_millis", None)
-        if method is None:
-            return None
-        value = method()
-        if type(value) is not int:
-            value = int(value)  # a float, a numeric string; NaN, inf and junk raise
-            if type(value) is not int:  # an __int__ returning an int subclass
-                value = int.__index__(value)
+        value = method() if callable(method) else None
     except Exception as exc:  # the context object is the caller's: its failure is not our bug
         logger.debug("the Lambda context has no usable remaining time: %r", exc)
+        return None
+    if type(value) is float and value - value == 0.0:  # finite (NaN and inf give NaN)
+        value = int(value)
+    if type(value) is not int:  # bool, str, None, NaN, inf, any other object
+        logger.debug("the Lambda context's remaining time is not a number: %s", type(value).__name__)
         return None
     return min(value, MAX_REMAINING_MS)

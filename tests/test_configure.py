@@ -154,7 +154,12 @@ def test_handler_redirect_surfaces_the_users_import_error(user_code):
         except BaseException as e:
             print(type(e).__name__, e.name if hasattr(e, "name") else "", str(e))
     """, {"DD_LAMBDA_HANDLER": "broken.handler"}, cwd=user_code)
-    assert proc.stdout.strip() == "ModuleNotFoundError no_such_module_here No module named 'no_such_module_here'"
+    *logged, surfaced = proc.stdout.strip().splitlines()
+    assert surfaced == "ModuleNotFoundError no_such_module_here No module named 'no_such_module_here'"
+    # before it: the init error span, written for the Forwarder (no agent in this environment)
+    [span] = [s for line in logged for chunk in json.loads(line)["traces"] for s in chunk]
+    assert (span["name"], span["service"], span["resource"], span["error"]) == ("aws.lambda", "aws.lambda", "broken", 1)
+    assert span["meta"]["error.type"] == "ModuleNotFoundError"
 
 
 @pytest.mark.parametrize("env,expected", [
@@ -167,7 +172,12 @@ def test_handler_redirect_errors(user_code, env, expected):
         except BaseException as e:
             print(type(e).__name__)
     """, env, cwd=user_code)
-    assert proc.stdout.strip() == expected
+    *logged, surfaced = proc.stdout.strip().splitlines()
+    assert surfaced == expected
+    # a bad or missing function is an init error span (an unset DD_LAMBDA_HANDLER fails earlier)
+    spans = [s for line in logged for chunk in json.loads(line)["traces"] for s in chunk]
+    assert [s["meta"]["error.type"] for s in spans] == ([] if not env else [
+        "ImportError" if expected == "HandlerError" else "AttributeError"])
 
 
 def test_cold_start_tracing_through_the_redirect(user_code):

@@ -277,7 +277,9 @@ def test_garbage_remaining_time_flushes_with_the_default_and_huge_is_capped():
         assert handler.instrumentation.last_flush_timeout_ms == 5000
     handler({}, _remaining(2**200))
     assert handler.instrumentation.last_flush_timeout_ms == 900_000 - 50
-    handler({}, _remaining("1000"))
+    handler({}, _remaining("1000"))  # a number as text is not a number: the default
+    assert handler.instrumentation.last_flush_timeout_ms == 5000
+    handler({}, _remaining(1000.7))
     assert handler.instrumentation.last_flush_timeout_ms == 950
     MEMORY.clear()
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from .. import config
 from ..lambda_context import remaining_ms
-from . import cold_start
+from . import cold_start, timeout
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def instrument_handler(handler: Optional[Callable[..., Any]] = None, *, tracer_p
 
 
 class _State:
-    __slots__ = ("span", "token", "inferred", "trigger", "cold", "start_ns")
+    __slots__ = ("span", "token", "inferred", "trigger", "cold", "start_ns", "timeout")
 
 
 class _Instrumentation:
@@ -200,6 +200,7 @@ class _Instrumentation:
                                           attributes=attributes, links=links, start_time=now)
             state.span = span
             state.token = otel_context.attach(trace.set_span_in_context(span, parent_ctx))
+            state.timeout = timeout.arm(self, state, context)  # ends the spans if time runs out
             return state
         except Exception:
             logger.debug("invocation instrumentation failed", exc_info=True)
@@ -238,6 +239,15 @@ class _Instrumentation:
 
     def _after(self, state: _State, context: Any, result: Any, error: Optional[BaseException]) -> None:
         otel_context, trace = self._otel
+        if state.timeout is not None and not timeout.disarm(state.timeout):
+            # the watchdog ended the spans as an impending timeout: flush what came after
+            try:
+                otel_context.detach(state.token)
+            except Exception:
+                pass
+            if self.flush:
+                self._flush(context)
+            return
         span = state.span
         status_code = None
         try:

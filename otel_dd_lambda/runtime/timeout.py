@@ -1,0 +1,186 @@
+"""Impending timeout: end and flush the invocation's spans before Lambda kills the process.
+
+When an invocation reaches its timeout, Lambda stops the sandbox and whatever the handler had not
+finished is lost, its invocation span included. ``DD_APM_FLUSH_DEADLINE_MILLISECONDS`` (default
+100) before the deadline, the watchdog ends the invocation span (and the synchronous inferred
+span) as an error, ``error.type`` "Impending Timeout" as ddtrace tags it, and flushes it within the
+time left. Should the handler finish after all, its result or exception goes back unchanged and
+the spans are not ended a second time: whichever of the watchdog and the normal end claims an
+invocation first ends its spans, the other leaves them.
+
+One daemon thread per process waits on a condition for the armed invocation's fire time, so it
+fires whatever the handler's thread is doing: sleeping, blocked in C on a socket or a lock, or
+running Python (a signal such as ddtrace's ``SIGALRM`` only runs between bytecodes of the main
+thread). It is started by the first invocation and reused; arming and disarming take a lock and
+set a field. It cannot fire while a C extension holds the GIL without releasing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Optional
+
+from ..lambda_context import remaining_ms
+from . import cold_start
+
+logger = logging.getLogger(__name__)
+
+ERROR_TYPE = "Impending Timeout"  # ddtrace's error.type for it
+ERROR_MESSAGE = "Datadog detected an Impending Timeout"  # and its error.message
+
+
+class Guard:
+    """One armed invocation: when the watchdog fires, and the claim on ending its spans."""
+
+    __slots__ = ("fire_at", "deadline", "instrumentation", "state", "_lock", "_claimed",
+                 "fired_ns", "flush_timeout_ms", "flushed_ns")
+
+    def __init__(self, fire_at: float, deadline: float, instrumentation: Any, state: Any) -> None:
+        self.fire_at = fire_at  # time.monotonic() values
+        self.deadline = deadline
+        self.instrumentation = instrumentation
+        self.state = state
+        self._lock = threading.Lock()
+        self._claimed = False
+        # what the watchdog did, for tests and debugging (None until it fires)
+        self.fired_ns: Optional[int] = None
+        self.flush_timeout_ms: Optional[int] = None
+        self.flushed_ns: Optional[int] = None
+
+    def claim(self) -> bool:
+        """True for the first caller only: that one ends the invocation's spans."""
+        with self._lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    @property
+    def fired(self) -> bool:
+        return self.fired_ns is not None
+
+
+class Watchdog:
+    """The process's watchdog thread and the one invocation it is armed for."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._guard: Optional[Guard] = None
+        self._thread: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+        self.last_fired: Optional[Guard] = None  # the last invocation it ended (tests, debugging)
+
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        return self._thread
+
+    def arm(self, guard: Guard) -> None:
+        with self._cond:
+            thread = self._thread
+            if thread is None or self._pid != os.getpid() or not thread.is_alive():
+                self._start()
+            self._guard = guard
+            self._cond.notify()
+
+    def disarm(self, guard: Guard) -> None:
+        # No notify: the thread wakes at the old fire time, finds nothing and waits again.
+        with self._cond:
+            if self._guard is guard:
+                self._guard = None
+
+    def _start(self) -> None:
+        if self._pid != os.getpid():  # a forked child: the parent's thread is not in it
+            self._cond = threading.Condition(threading.Lock())
+            self._pid = os.getpid()
+        thread = threading.Thread(target=self._run, name="otel-dd-lambda-timeout", daemon=True)
+        thread.start()
+        self._thread = thread
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while True:
+                    guard = self._guard
+                    if guard is None:
+                        cond.wait()
+                        continue
+                    delay = guard.fire_at - time.monotonic()
+                    if delay <= 0:
+                        self._guard = None
+                        break
+                    cond.wait(delay)
+            _fire(guard)  # outside the lock: the next invocation can arm meanwhile
+
+
+_watchdog = Watchdog()
+
+
+def watchdog() -> Watchdog:
+    return _watchdog
+
+
+def arm(instrumentation: Any, state: Any, context: Any) -> Optional[Guard]:
+    """Watch this invocation; None when off or when its context gives no usable deadline."""
+    settings = instrumentation.settings
+    if not settings.timeout_detection:
+        return None
+    left = remaining_ms(context)  # within Lambda's bounds, or None
+    if left is None or left <= 0:
+        return None
+    lead_ms = left - settings.apm_flush_deadline_ms
+    if lead_ms <= 0:  # already inside the flush window: nothing to gain from firing now
+        return None
+    now = time.monotonic()
+    guard = Guard(now + lead_ms / 1000.0, now + left / 1000.0, instrumentation, state)
+    try:
+        _watchdog.arm(guard)
+    except Exception:  # no thread to be had (RuntimeError): the invocation goes unwatched
+        logger.debug("impending-timeout watchdog unavailable", exc_info=True)
+        return None
+    return guard
+
+
+def disarm(guard: Guard) -> bool:
+    """At the normal end of the invocation: True if it still owns its spans (the watchdog did
+    not fire), False if the watchdog ended them."""
+    _watchdog.disarm(guard)
+    return guard.claim()
+
+
+def _fire(guard: Guard) -> bool:
+    """On the watchdog thread: end the invocation as an impending timeout, then flush. False
+    when the handler finished first."""
+    if not guard.claim():
+        return False
+    guard.fired_ns = time.time_ns()
+    _watchdog.last_fired = guard
+    instrumentation, state = guard.instrumentation, guard.state
+    try:
+        Status, StatusCode = instrumentation._inv[2], instrumentation._inv[3]
+        tags = {"error.type": ERROR_TYPE, "error.message": ERROR_MESSAGE}
+        for span in (state.span, state.inferred):
+            if span is not None:
+                span.set_attributes(tags)
+                span.set_status(Status(StatusCode.ERROR, ERROR_MESSAGE))
+                span.end()
+        if state.cold or cold_start.hook_installed():
+            instrumentation._cold_start_spans(state)  # the cold start is what a timeout often is
+    except Exception:
+        logger.debug("ending the timed-out invocation failed", exc_info=True)
+    # Flushed even with flush=False: nobody else will before Lambda stops the process.
+    force_flush = getattr(instrumentation.provider, "force_flush", None)
+    if force_flush is None:
+        return True
+    timeout_ms = int((guard.deadline - time.monotonic()) * 1000)
+    guard.flush_timeout_ms = timeout_ms
+    if timeout_ms > 0:
+        try:
+            force_flush(timeout_ms)
+        except Exception:
+            logger.debug("impending-timeout flush failed", exc_info=True)
+    guard.flushed_ns = time.time_ns()
+    return True
