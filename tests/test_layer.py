@@ -179,6 +179,7 @@ def test_layer_runs_the_function_traced_with_only_its_own_contents(opt, task_roo
     results = run_function(opt, task_root, var_runtime, bare_python, agent, events)
     spans = lambda_spans(agent)
     layer_python = os.path.join(opt, "python") + os.sep
+    assert len(results) == len(events)
     for index, (event, result) in enumerate(zip(events, results)):
         assert result.kind == "response", result
         body = result.json
