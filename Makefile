@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench broker clean
+.PHONY: demo test bench broker clean layer
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +34,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# The Lambda layer zip in dist/: `make layer LAYER_PYTHON=3.12 LAYER_ARCH=arm64`. The .pyc files
+# are included only when LAYER_PYTHON is the venv's Python. Needs a package index (PyPI).
+LAYER_PYTHON ?= $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LAYER_ARCH ?= x86_64
+layer: $(STAMP)
+	$(BIN)/otel-dd-lambda layer --python $(LAYER_PYTHON) --arch $(LAYER_ARCH) --out dist/ -c constraints.txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build dist *.egg-info

@@ -11,12 +11,13 @@ import importlib
 import sys
 from typing import List, Optional
 
-COMMANDS = ("convert", "inspect", "demo", "exec-wrapper-path")
+COMMANDS = ("convert", "inspect", "demo", "exec-wrapper-path", "layer")
 _HELP = {
     "convert": "print one trace context (traceparent, Datadog headers JSON or X-Ray header) in every format",
     "inspect": "show which trigger a Lambda event is, the contexts and links it carries",
     "demo": "run the end-to-end demo: three instrumented handlers, one trace",
     "exec-wrapper-path": "print the path of the AWS_LAMBDA_EXEC_WRAPPER script shipped in the package",
+    "layer": "build a Lambda layer zip: the package and its run-time dependencies for one Python and architecture",
 }
 
 
@@ -24,7 +25,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="otel-dd-lambda", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        sub.add_parser(name, help=_HELP[name], description=_HELP[name])
+        # no -h here: `otel-dd-lambda <command> -h` must reach the command's own parser below
+        sub.add_parser(name, help=_HELP[name], description=_HELP[name], add_help=False)
     # Parse the command name first so that only its module is imported.
     args, _ = parser.parse_known_args(argv)
     module = importlib.import_module("otel_dd_lambda.commands." + args.command.replace("-", "_"))
