@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botocore_hook
-from tests.support.moto_server import REGION, client, moto_server
+from tests.support.moto_server import REGION, aws_env, client, moto_server
 from tests.support.reference import reference_extract
 
 ACCOUNT = "123456789012"
@@ -342,3 +342,171 @@ def test_beside_opentelemetry_instrumentation_botocore(endpoint, tracer):
     # The OTel client span is the active span during the call, so it is the parent: same trace.
     result = extract_context(sqs_event(messages, arn))
     assert result.parent.trace_id == span.get_span_context().trace_id
+
+
+# ---------------------------------------------------------------- every client, whenever created (issue 9.2)
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+HTTP_EVENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "events", "http-api.json")
+
+
+def readme_lambda_example() -> str:
+    """The README's first Lambda example, verbatim."""
+    with open(README, encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("## Use it in a Lambda function"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def run_lambda(code, cwd, env):
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    full_env.update({"AWS_LAMBDA_FUNCTION_NAME": "my-fn", "DD_FLUSH_TO_LOG": "true"}, **env)
+    full_env["PYTHONPATH"] = os.pathsep.join([str(cwd), os.getcwd()])
+    proc = subprocess.run([sys.executable, "-c", code], env=full_env, cwd=str(cwd), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    spans = [s for line in proc.stdout.splitlines() if line.startswith('{"traces"')
+             for trace in json.loads(line)["traces"] for s in trace]
+    (invocation,) = [s for s in spans if s["name"] == "aws.lambda"]
+    return invocation
+
+
+INVOKE = """
+import json
+%s
+class Ctx:
+    aws_request_id = "r1"; invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:my-fn"
+    client_context = None
+    def get_remaining_time_in_millis(self): return 10000
+with open(%r) as f:
+    event = json.load(f)
+print(json.dumps(handler(event, Ctx())))
+"""
+
+
+def assert_carries_invocation(message, invocation):
+    dd = json.loads(message["MessageAttributes"]["_datadog"]["StringValue"])
+    with open(HTTP_EVENT) as handle:
+        incoming = {k.lower(): v for k, v in json.load(handle)["headers"].items()}
+    # The log format writes ids in hex.
+    assert dd["x-datadog-trace-id"] == str(int(invocation["trace_id"], 16)) == incoming["x-datadog-trace-id"]
+    assert dd["x-datadog-parent-id"] == str(int(invocation["span_id"], 16))  # the invocation span was current
+
+
+def test_readme_example_client_created_at_module_level(endpoint, tmp_path):
+    # The client exists before @instrument_handler runs configure(): it must inject all the same.
+    sqs = client(endpoint, "sqs")
+    url, _ = make_queue(sqs)
+    (tmp_path / "app.py").write_text(readme_lambda_example())
+    code = INVOKE % ("import app\napp.QUEUE_URL = %r\nhandler = app.handler" % url, HTTP_EVENT)
+    invocation = run_lambda(code, tmp_path, aws_env(endpoint))
+    (message,) = receive(sqs, url)
+    assert message["Body"] == "hello" and list(message["MessageAttributes"]) == ["_datadog"]
+    assert_carries_invocation(message, invocation)
+
+
+@pytest.mark.parametrize("botocore_first", [False, True])
+def test_redirect_handler_module_level_client(endpoint, tmp_path, botocore_first):
+    # No code change: otel_dd_lambda.handler.handler loads app.handler after configure(); with
+    # botocore imported (and a client made) before it, or only by the user's module.
+    sqs = client(endpoint, "sqs")
+    url, _ = make_queue(sqs)
+    (tmp_path / "app.py").write_text(
+        "import os\nimport boto3\n\nsqs = boto3.client('sqs')\n\n\n"
+        "def handler(event, context):\n"
+        "    sqs.send_message(QueueUrl=os.environ['QUEUE_URL'], MessageBody='plain')\n"
+        "    early.send_message(QueueUrl=os.environ['QUEUE_URL'], MessageBody='early') if early else None\n"
+        "    return 1\n\n\nearly = None\n")
+    prelude = "import boto3, app\napp.early = boto3.client('sqs')\n" if botocore_first else ""
+    code = INVOKE % (prelude + "from otel_dd_lambda.handler import handler", HTTP_EVENT)
+    invocation = run_lambda(code, tmp_path, dict(aws_env(endpoint), QUEUE_URL=url, DD_LAMBDA_HANDLER="app.handler"))
+    messages = receive(sqs, url, 2 if botocore_first else 1)
+    for message in messages:
+        assert list(message["MessageAttributes"]) == ["_datadog"]
+        assert_carries_invocation(message, invocation)
+
+
+def test_global_hook_reaches_clients_created_before_it(endpoint, tracer):
+    early = client(endpoint, "sqs")
+    url, _ = make_queue(early)
+    early.send_message(QueueUrl=url, MessageBody="warm")  # a call before install: nothing registered yet
+    receive(early, url)
+    install_botocore_hook()
+    try:
+        install_botocore_hook()
+        late = client(endpoint, "sqs")
+        install_botocore_hook(late)  # and explicitly on one client: still one registration
+        with tracer.start_as_current_span("send") as span:
+            early.send_message(QueueUrl=url, MessageBody="early")
+            late.send_message(QueueUrl=url, MessageBody="late")
+    finally:
+        uninstall_botocore_hook()
+    for message in receive(early, url, 2):
+        assert list(message["MessageAttributes"]) == ["_datadog"]
+        dd = json.loads(message["MessageAttributes"]["_datadog"]["StringValue"])
+        assert dd["x-datadog-parent-id"] == str(span.get_span_context().span_id)
+    with tracer.start_as_current_span("send"):
+        early.send_message(QueueUrl=url, MessageBody="after")
+    assert "MessageAttributes" not in receive(early, url)[0]
+
+
+def test_user_errors_unchanged_by_the_hook(endpoint, tracer):
+    from botocore.exceptions import ParamValidationError
+
+    sqs = client(endpoint, "sqs")
+    url, _ = make_queue(sqs)
+    errors = []
+    for installed in (False, True):
+        if installed:
+            install_botocore_hook()
+        try:
+            with tracer.start_as_current_span("send"):
+                with pytest.raises(ParamValidationError) as info:
+                    sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes="not a dict")
+            errors.append(str(info.value))
+        finally:
+            uninstall_botocore_hook()
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("otel_first", [True, False])
+def test_exactly_one_datadog_with_otel_botocore_either_order(endpoint, tracer, otel_first):
+    from botocore.client import BaseClient
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from wrapt import ObjectProxy
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=ids.DatadogXRayIdGenerator())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sqs = client(endpoint, "sqs")  # before either is installed
+    url, arn = make_queue(sqs)
+    instrumentor = BotocoreInstrumentor()
+    steps = [lambda: instrumentor.instrument(tracer_provider=provider), install_botocore_hook]
+    for step in steps if otel_first else steps[::-1]:
+        step()
+    try:
+        exporter.clear()
+        with tracer.start_as_current_span("caller") as span:
+            sqs.send_message(QueueUrl=url, MessageBody="one")
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "two"}, {"Id": "b", "MessageBody": "3"}])
+        client_spans = {s.name: s for s in exporter.get_finished_spans()}
+    finally:
+        instrumentor.uninstrument()
+        uninstall_botocore_hook()
+    assert not isinstance(BaseClient._make_api_call, ObjectProxy)  # OTel's uninstrument still works
+    messages = receive(sqs, url, 3)
+    for m in messages:
+        assert list(m["MessageAttributes"]).count("_datadog") == 1
+        dd = json.loads(m["MessageAttributes"]["_datadog"]["StringValue"])
+        assert dd["x-datadog-trace-id"] == str(span.get_span_context().trace_id & ids.LOW64_MASK)
+        # Whichever was installed first, the context is OTel's client span for that call.
+        operation = "SendMessage" if m["Body"] == "one" else "SendMessageBatch"
+        assert dd["x-datadog-parent-id"] == str(client_spans["SQS." + operation].context.span_id)
+    with tracer.start_as_current_span("caller"):
+        sqs.send_message(QueueUrl=url, MessageBody="after")
+    assert "MessageAttributes" not in receive(sqs, url)[0]
