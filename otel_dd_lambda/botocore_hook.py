@@ -56,24 +56,29 @@ _OPERATIONS: Dict[Tuple[str, str], Tuple[str, Optional[str], Optional[Callable[[
 EVENT_NAMES = tuple("before-parameter-build.%s.%s" % key for key in _OPERATIONS)
 
 
-def _inject_batch(entries: Any, kind: str, size_of: Callable[[Dict[str, Any]], int], limit: int) -> None:
-    if type(entries) is not list:
-        return
+def _inject_batch(entries: Any, kind: str, size_of: Callable[[Dict[str, Any]], int], limit: int) -> Optional[List[Any]]:
+    """The entries with the context added where the batch limit allows, as a new list of new
+    dicts (the caller's entries may be reused, e.g. resent on a retry); None when none changed."""
+    if type(entries) not in (list, tuple):
+        return None
     sizes = [size_of(e) if type(e) is dict else 0 for e in entries]
     total = sum(sizes)
-    for entry, before in zip(entries, sizes):
+    result = list(entries)
+    changed = False
+    for index, (entry, before) in enumerate(zip(entries, sizes)):
         if type(entry) is not dict:
             continue
-        saved = dict(entry)  # shallow: nested values are replaced by inject, never mutated
-        if not _inject.inject(entry, kind):
+        copy = dict(entry)  # shallow: inject replaces nested values, never mutates them
+        if not _inject.inject(copy, kind):
             continue
-        after = size_of(entry)
+        after = size_of(copy)
         if total - before + after > limit:
-            entry.clear()
-            entry.update(saved)
             _inject._skip(kind, "batch would exceed %d bytes" % limit)
-        else:
-            total += after - before
+            continue
+        total += after - before
+        result[index] = copy
+        changed = True
+    return result if changed else None
 
 
 def _make_handler(kind: str, entries_key: Optional[str], size_of: Any, limit: int) -> Callable[..., None]:
@@ -84,7 +89,9 @@ def _make_handler(kind: str, entries_key: Optional[str], size_of: Any, limit: in
             if entries_key is None:
                 _inject.inject(params, kind)
             else:
-                _inject_batch(params.get(entries_key), kind, size_of, limit)
+                entries = _inject_batch(params.get(entries_key), kind, size_of, limit)
+                if entries is not None:
+                    params[entries_key] = entries  # params is botocore's own dict of the call's kwargs
         except Exception:  # never break the user's AWS call
             logger.debug("botocore injection failed", exc_info=True)
 
