@@ -1,21 +1,27 @@
-"""Automatic injection into boto3 calls, as a botocore event hook (no monkey-patched API call).
+"""Automatic injection into boto3 calls, as a botocore event hook.
 
 ``before-parameter-build.<service>.<Operation>`` fires with the call's parameters before they are
 validated and serialized, so ``_datadog`` added there is sent like any user attribute. It covers
 SQS SendMessage(Batch), SNS Publish(Batch), EventBridge PutEvents, Kinesis PutRecord(s), Lambda
 Invoke and Step Functions StartExecution / StartSyncExecution, every entry of a batch, within the
 batch's total size limit. The context is the caller's active span (with an OTel botocore
-instrumentation installed, that is its client span).
+instrumentation installed, that is its client span, whichever was installed first: the event
+fires inside its wrapper of ``_make_api_call``).
 
-``install_botocore_hook(target)`` registers on a client, a boto3 ``Session`` or a botocore
-``Session``; without a target, on every client created afterwards (botocore copies a session's
-handlers into each client at creation, so this wraps ``ClientCreator.create_client``).
-Idempotent; ``uninstall_botocore_hook()`` removes every registration.
+``install_botocore_hook()`` reaches every client, whenever it was created: a client made at module
+level, before ``configure()``, is the usual Lambda pattern, and botocore copies event handlers
+into a client only when it is created. So the class-level ``BaseClient._emit_api_params`` (the
+method that emits ``before-parameter-build``) is wrapped to register the handlers on a client's
+own emitter the first time that client makes a call. ``_make_api_call`` is left alone: OTel wraps
+it with wrapt and its ``uninstrument()`` unwraps the outermost wrapper, whoever put it there.
+``install_botocore_hook(target)`` registers on one client, a boto3 ``Session`` or a botocore
+``Session``. Idempotent; ``uninstall_botocore_hook()`` removes every registration.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -27,26 +33,21 @@ logger = logging.getLogger("otel_dd_lambda.botocore")
 _UNIQUE_ID = "otel_dd_lambda.inject"
 MAX_SQS_BATCH_BYTES = 256 * 1024
 MAX_SNS_BATCH_BYTES = 256 * 1024
-MAX_PUT_EVENTS_BYTES = 256 * 1024
+MAX_PUT_EVENTS_BYTES = 256 * 1024 - 1  # "the total entry size must be less than 256KB"
 MAX_PUT_RECORDS_BYTES = 5 * 1024 * 1024
-
-
-def _entry_bytes_eventbridge(entry: Dict[str, Any]) -> int:
-    size = 14 + _inject._utf8_len(entry.get("Source")) + _inject._utf8_len(entry.get("DetailType"))
-    return size + _inject._utf8_len(entry.get("Detail"))
 
 
 def _entry_bytes_kinesis(entry: Dict[str, Any]) -> int:
     return _inject._utf8_len(entry.get("Data")) + _inject._utf8_len(entry.get("PartitionKey"))
 
 
-# (kind, batch entries key or None, entry size function, batch byte limit)
+# (kind, batch entries key or None, entry size function, largest batch in bytes)
 _OPERATIONS: Dict[Tuple[str, str], Tuple[str, Optional[str], Optional[Callable[[Dict[str, Any]], int]], int]] = {
     ("sqs", "SendMessage"): ("sqs", None, None, 0),
     ("sqs", "SendMessageBatch"): ("sqs", "Entries", _inject.sqs_message_bytes, MAX_SQS_BATCH_BYTES),
     ("sns", "Publish"): ("sns", None, None, 0),
     ("sns", "PublishBatch"): ("sns", "PublishBatchRequestEntries", _inject.sns_message_bytes, MAX_SNS_BATCH_BYTES),
-    ("eventbridge", "PutEvents"): ("eventbridge", "Entries", _entry_bytes_eventbridge, MAX_PUT_EVENTS_BYTES),
+    ("eventbridge", "PutEvents"): ("eventbridge", "Entries", _inject.eventbridge_entry_bytes, MAX_PUT_EVENTS_BYTES),
     ("kinesis", "PutRecord"): ("kinesis", None, None, 0),
     ("kinesis", "PutRecords"): ("kinesis", "Records", _entry_bytes_kinesis, MAX_PUT_RECORDS_BYTES),
     ("lambda", "Invoke"): ("lambda", None, None, 0),
@@ -56,24 +57,29 @@ _OPERATIONS: Dict[Tuple[str, str], Tuple[str, Optional[str], Optional[Callable[[
 EVENT_NAMES = tuple("before-parameter-build.%s.%s" % key for key in _OPERATIONS)
 
 
-def _inject_batch(entries: Any, kind: str, size_of: Callable[[Dict[str, Any]], int], limit: int) -> None:
-    if type(entries) is not list:
-        return
+def _inject_batch(entries: Any, kind: str, size_of: Callable[[Dict[str, Any]], int], limit: int) -> Optional[List[Any]]:
+    """The entries with the context added where the batch limit allows, as a new list of new
+    dicts (the caller's entries may be reused, e.g. resent on a retry); None when none changed."""
+    if type(entries) not in (list, tuple):
+        return None
     sizes = [size_of(e) if type(e) is dict else 0 for e in entries]
     total = sum(sizes)
-    for entry, before in zip(entries, sizes):
+    result = list(entries)
+    changed = False
+    for index, (entry, before) in enumerate(zip(entries, sizes)):
         if type(entry) is not dict:
             continue
-        saved = dict(entry)  # shallow: nested values are replaced by inject, never mutated
-        if not _inject.inject(entry, kind):
+        copy = dict(entry)  # shallow: inject replaces nested values, never mutates them
+        if not _inject.inject(copy, kind):
             continue
-        after = size_of(entry)
+        after = size_of(copy)
         if total - before + after > limit:
-            entry.clear()
-            entry.update(saved)
             _inject._skip(kind, "batch would exceed %d bytes" % limit)
-        else:
-            total += after - before
+            continue
+        total += after - before
+        result[index] = copy
+        changed = True
+    return result if changed else None
 
 
 def _make_handler(kind: str, entries_key: Optional[str], size_of: Any, limit: int) -> Callable[..., None]:
@@ -84,7 +90,9 @@ def _make_handler(kind: str, entries_key: Optional[str], size_of: Any, limit: in
             if entries_key is None:
                 _inject.inject(params, kind)
             else:
-                _inject_batch(params.get(entries_key), kind, size_of, limit)
+                entries = _inject_batch(params.get(entries_key), kind, size_of, limit)
+                if entries is not None:
+                    params[entries_key] = entries  # params is botocore's own dict of the call's kwargs
         except Exception:  # never break the user's AWS call
             logger.debug("botocore injection failed", exc_info=True)
 
@@ -95,7 +103,10 @@ _HANDLERS: List[Tuple[str, Callable[..., None]]] = [
     ("before-parameter-build.%s.%s" % key, _make_handler(*spec)) for key, spec in _OPERATIONS.items()
 ] + _POINTER_HANDLERS  # span pointers on S3/DynamoDB writes (botocore_pointers.py)
 _registered: "weakref.WeakSet[Any]" = weakref.WeakSet()  # event emitters we registered on
+_register_lock = threading.Lock()
+_original_emit_api_params: Optional[Callable[..., Any]] = None
 _original_create_client: Optional[Callable[..., Any]] = None
+_active = False  # the class-level wrapper stays inert after uninstall if another wrapper hides it
 
 
 def _emitter(target: Any) -> Any:
@@ -109,32 +120,51 @@ def _emitter(target: Any) -> Any:
 
 
 def _register(emitter: Any) -> None:
-    for index, (event, handler) in enumerate(_HANDLERS):
-        emitter.register(event, handler, unique_id="%s.%d" % (_UNIQUE_ID, index))
+    # unique_id makes a second registration (or one copied from a session) a no-op in botocore.
+    with _register_lock:
+        for index, (event, handler) in enumerate(_HANDLERS):
+            emitter.register(event, handler, unique_id="%s.%d" % (_UNIQUE_ID, index))
+        try:
+            _registered.add(emitter)
+        except TypeError:  # not weak-referenceable: cannot be uninstalled individually
+            pass
+
+
+def _ensure_registered(client: Any) -> None:
     try:
-        _registered.add(emitter)
-    except TypeError:  # not weak-referenceable: cannot be uninstalled individually
-        pass
+        emitter = client.meta.events
+        if _active and emitter not in _registered:
+            _register(emitter)
+    except Exception:  # never break the user's AWS call
+        logger.debug("could not register on a botocore client", exc_info=True)
 
 
 def install_botocore_hook(target: Any = None) -> None:
-    """Inject into every supported call of ``target`` (client / session), or of every new client."""
-    global _original_create_client
+    """Inject into every supported call of ``target`` (client / session), or of every client."""
+    global _original_emit_api_params, _original_create_client, _active
     if target is not None:
         _register(_emitter(target))
         return
-    if _original_create_client is not None:
+    _active = True
+    if _original_emit_api_params is not None or _original_create_client is not None:
         return  # already installed globally
-    from botocore.client import ClientCreator
+    from botocore.client import BaseClient, ClientCreator
 
+    current = getattr(BaseClient, "_emit_api_params", None)
+    if getattr(current, "_otel_dd_lambda_hook", False):
+        _original_emit_api_params = current.__wrapped__  # type: ignore[union-attr]  # a reloaded module's
+        BaseClient._emit_api_params = _wrap_emit_api_params(_original_emit_api_params)  # type: ignore[method-assign]
+        return
+    if current is not None:
+        _original_emit_api_params = current
+        BaseClient._emit_api_params = _wrap_emit_api_params(current)  # type: ignore[method-assign]
+        return
+    # A botocore without _emit_api_params (older than 1.13): clients created from now on only.
     original = ClientCreator.create_client
 
     def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = original(self, *args, **kwargs)
-        try:
-            _register(client.meta.events)
-        except Exception:
-            logger.debug("could not register on a new botocore client", exc_info=True)
+        _ensure_registered(client)
         return client
 
     create_client.__wrapped__ = original  # type: ignore[attr-defined]
@@ -142,18 +172,37 @@ def install_botocore_hook(target: Any = None) -> None:
     _original_create_client = original
 
 
+def _wrap_emit_api_params(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _emit_api_params(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _ensure_registered(self)
+        return original(self, *args, **kwargs)
+
+    _emit_api_params.__wrapped__ = original  # type: ignore[attr-defined]
+    _emit_api_params._otel_dd_lambda_hook = True  # type: ignore[attr-defined]
+    return _emit_api_params
+
+
 def uninstall_botocore_hook() -> None:
     """Remove every registration made by :func:`install_botocore_hook`."""
-    global _original_create_client
+    global _original_emit_api_params, _original_create_client, _active
+    _active = False
+    if _original_emit_api_params is not None:
+        from botocore.client import BaseClient
+
+        if getattr(BaseClient._emit_api_params, "_otel_dd_lambda_hook", False):
+            BaseClient._emit_api_params = _original_emit_api_params  # type: ignore[method-assign]
+            _original_emit_api_params = None
+        # else: someone wrapped over ours; it stays in place, inert (_active is False)
     if _original_create_client is not None:
         from botocore.client import ClientCreator
 
         ClientCreator.create_client = _original_create_client  # type: ignore[method-assign]
         _original_create_client = None
-    for emitter in list(_registered):
-        for index, (event, handler) in enumerate(_HANDLERS):
-            try:
-                emitter.unregister(event, handler, unique_id="%s.%d" % (_UNIQUE_ID, index))
-            except Exception:
-                pass
-    _registered.clear()
+    with _register_lock:
+        for emitter in list(_registered):
+            for index, (event, handler) in enumerate(_HANDLERS):
+                try:
+                    emitter.unregister(event, handler, unique_id="%s.%d" % (_UNIQUE_ID, index))
+                except Exception:
+                    pass
+        _registered.clear()

@@ -18,7 +18,7 @@ import base64
 import json
 import logging
 from collections import Counter
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from opentelemetry.trace import SpanContext, get_current_span
 
@@ -31,7 +31,7 @@ DATADOG_KEY = "_datadog"
 MAX_MESSAGE_ATTRIBUTES = 10  # SQS and SNS
 MAX_SQS_BYTES = 256 * 1024
 MAX_SNS_BYTES = 256 * 1024
-MAX_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024
+MAX_EVENTBRIDGE_ENTRY_BYTES = 256 * 1024  # exclusive: an entry (and a request) must be smaller
 MAX_KINESIS_BYTES = 1024 * 1024
 MAX_CLIENT_CONTEXT_BYTES = 3583
 MAX_SFN_INPUT_BYTES = 256 * 1024
@@ -150,6 +150,18 @@ def sqs_message_bytes(target: Dict[str, Any]) -> int:
     return size + (_attributes_bytes(attrs, ("StringValue", "BinaryValue")) if type(attrs) is dict else 0)
 
 
+def eventbridge_entry_bytes(entry: Dict[str, Any]) -> int:
+    """A PutEvents entry's size as EventBridge counts it ("Calculating Amazon EventBridge PutEvents
+    event entry size"): Time 14 bytes when given, then the UTF-8 bytes of Source, DetailType,
+    Detail and each Resources string."""
+    size = 14 if entry.get("Time") is not None else 0
+    size += _utf8_len(entry.get("Source")) + _utf8_len(entry.get("DetailType")) + _utf8_len(entry.get("Detail"))
+    resources = entry.get("Resources")
+    if isinstance(resources, (list, tuple)):
+        size += sum(_utf8_len(resource) for resource in resources)
+    return size
+
+
 def sns_message_bytes(target: Dict[str, Any]) -> int:
     attrs = target.get("MessageAttributes")
     size = _utf8_len(target.get("Message")) + _utf8_len(target.get("Subject"))
@@ -160,25 +172,78 @@ def sns_message_bytes(target: Dict[str, Any]) -> int:
 
 
 def splice_json(text: Any, value: str) -> Any:
-    """``text`` (a JSON object as str or bytes) with ``"_datadog": value`` added before its
-    closing brace, everything else byte for byte; None when ``text`` is not a JSON object or
-    already has a ``_datadog`` key."""
+    """``text`` (a JSON object as str or UTF-8 bytes) with ``"_datadog": value`` added before its
+    closing brace, everything else byte for byte; None when ``text`` is not a JSON object, is
+    bytes in another encoding than UTF-8 (or has a BOM), or already has a ``_datadog`` key."""
     is_bytes = isinstance(text, (bytes, bytearray))
     if not is_bytes and type(text) is not str:
         return None
     try:
-        obj = json.loads(text)
+        # Strict UTF-8 first: json.loads(bytes) would also accept UTF-16/32, which UTF-8 bytes
+        # spliced in would corrupt. A str with a BOM is rejected by json.loads (RFC 8259 §8.1).
+        raw = bytes(text).decode("utf-8") if is_bytes else text
+        obj = json.loads(raw)
     except (ValueError, TypeError, RecursionError):
         return None
     if type(obj) is not dict or DATADOG_KEY in obj:
         return None
-    raw = bytes(text).decode("utf-8") if is_bytes else text
     end = raw.rstrip().rfind("}")
     if end < 0:
         return None
     member = '"%s":%s' % (DATADOG_KEY, value)
     spliced = raw[:end] + ("," + member if obj else member) + raw[end:]
     return spliced.encode("utf-8") if is_bytes else spliced
+
+
+_WHITESPACE = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+_decoder = json.JSONDecoder()
+
+
+def _members(doc: str) -> Tuple[int, Dict[str, List[Tuple[int, int]]]]:
+    """For ``doc``, already known to be one JSON object: (index of its closing brace,
+    key -> [(start, end) of each value's text]), so values can be edited in place."""
+    spans: Dict[str, List[Tuple[int, int]]] = {}
+    i = _WHITESPACE(doc, 0).end() + 1  # past "{"
+    i = _WHITESPACE(doc, i).end()
+    if doc[i] == "}":
+        return i, spans
+    while True:
+        key, i = _scanstring(doc, i + 1, True)  # doc[i] is the key's opening quote
+        i = _WHITESPACE(doc, _WHITESPACE(doc, i).end() + 1).end()  # past ":"
+        end = _decoder.raw_decode(doc, i)[1]
+        spans.setdefault(key, []).append((i, end))
+        i = _WHITESPACE(doc, end).end()
+        if doc[i] == "}":
+            return i, spans
+        i = _WHITESPACE(doc, i + 1).end()  # past ","
+
+
+def add_to_client_context(doc: str, headers: Dict[str, str]) -> Tuple[Optional[str], str]:
+    """``doc`` (a ClientContext JSON text) with ``headers`` added to its ``custom`` object, the
+    rest kept character for character (re-encoding could change values: 1e400 -> Infinity);
+    (None, reason) when it is not a JSON object, ``custom`` is not one, or it has trace headers."""
+    try:
+        if type(json.loads(doc)) is not dict:
+            return None, "ClientContext is not a JSON object"
+        close, spans = _members(doc)
+    except (ValueError, TypeError, RecursionError, IndexError):
+        return None, "ClientContext is not a JSON object"
+    members = ",".join("%s:%s" % (_dumps(name), _dumps(value)) for name, value in headers.items())
+    custom_spans = spans.get("custom")
+    if custom_spans is None:
+        member = '"custom":{%s}' % members
+        return doc[:close] + ("," + member if spans else member) + doc[close:], ""
+    if len(custom_spans) > 1:
+        return None, "ClientContext has several custom keys"  # which one wins is the reader's choice
+    start, end = custom_spans[0]
+    custom = json.loads(doc[start:end])
+    if type(custom) is not dict:
+        return None, "ClientContext.custom is not an object"
+    if DATADOG_KEY in custom or any(name in custom for name in headers):
+        return None, "ClientContext already has trace headers"
+    end -= 1  # the custom object's closing brace
+    return doc[:end] + ("," + members if custom else members) + doc[end:], ""
 
 
 # ---------------------------------------------------------------- per target
@@ -237,10 +302,7 @@ def _spliced_field(target: Any, kind: str, field: str, span_context: SpanContext
 def _eventbridge(target: Any, span_context: SpanContext) -> bool:
     if type(target) is not dict:
         return _skip("eventbridge", "target is not a dict")
-    resources = target.get("Resources")
-    other = 14 + _utf8_len(target.get("Source")) + _utf8_len(target.get("DetailType"))  # 14: Time
-    if type(resources) is list:
-        other += sum(_utf8_len(r) for r in resources)
+    other = eventbridge_entry_bytes(target) - _utf8_len(target.get("Detail"))
     return _spliced_field(target, "eventbridge", "Detail", span_context, MAX_EVENTBRIDGE_ENTRY_BYTES, other)
 
 
@@ -258,26 +320,24 @@ def _lambda(target: Any, span_context: SpanContext) -> bool:
     if type(target) is not dict:
         return _skip("lambda", "target is not a dict")
     raw = target.get("ClientContext")
-    client_context: Dict[str, Any] = {}
-    if raw is not None:
-        try:
-            client_context = json.loads(base64.b64decode(raw, validate=True))
-        except Exception:
-            return _skip("lambda", "ClientContext is not base64 JSON")
-        if type(client_context) is not dict:
-            return _skip("lambda", "ClientContext is not a JSON object")
-    custom = client_context.get("custom")
-    if custom is None:
-        custom = {}
-    elif type(custom) is not dict:
-        return _skip("lambda", "ClientContext.custom is not an object")
     headers = message_headers(span_context)[0]
-    if any(name in custom for name in headers) or DATADOG_KEY in custom:
-        return _skip("lambda", "ClientContext already has trace headers")
-    new_context = dict(client_context)
-    new_context["custom"] = {**custom, **headers}
-    encoded = base64.b64encode(_dumps(new_context).encode("ascii")).decode("ascii")
-    if len(encoded) > MAX_CLIENT_CONTEXT_BYTES:
+    doc: Optional[str]
+    if raw is None:
+        doc, reason = add_to_client_context("{}", headers)
+    else:
+        if type(raw) is not str:
+            return _skip("lambda", "ClientContext is not a string")  # botocore rejects it: keep that
+        if len(raw) > MAX_CLIENT_CONTEXT_BYTES:
+            return _skip("lambda", "ClientContext would exceed %d bytes" % MAX_CLIENT_CONTEXT_BYTES)
+        try:
+            original = base64.b64decode(raw, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return _skip("lambda", "ClientContext is not base64 UTF-8 JSON")
+        doc, reason = add_to_client_context(original, headers)
+    if doc is None:
+        return _skip("lambda", reason)
+    encoded = base64.b64encode(doc.encode("utf-8")).decode("ascii")
+    if len(encoded) > MAX_CLIENT_CONTEXT_BYTES:  # the limit is on the base64 text
         return _skip("lambda", "ClientContext would exceed %d bytes" % MAX_CLIENT_CONTEXT_BYTES)
     target["ClientContext"] = encoded
     return True

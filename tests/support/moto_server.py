@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Dict, Iterator
 
 REGION = "us-east-1"
 
@@ -28,3 +28,10 @@ def client(endpoint: str, service: str):
 
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     return session.client(service, endpoint_url=endpoint)
+
+
+def aws_env(endpoint: str) -> Dict[str, str]:
+    """Environment variables that point a plain ``boto3.client(service)`` (as in a Lambda
+    function, no arguments) at the moto endpoint, for a subprocess."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
