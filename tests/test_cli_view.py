@@ -42,7 +42,8 @@ HANDLER = textwrap.dedent('''
     @otel_dd_lambda.instrument_handler
     def handler(event, context):
         seen = {"invocation": trace.get_current_span().get_span_context().span_id}
-        with trace.get_tracer("app").start_as_current_span("child", links=[trace.Link(LINKED, {"why": "batch"})]) as child:
+        link = trace.Link(LINKED, {"why": "batch"})
+        with trace.get_tracer("app").start_as_current_span("child", links=[link]) as child:
             seen["child"] = child.get_span_context().span_id
         seen["trace"] = trace.get_current_span().get_span_context().trace_id
         print(json.dumps(seen), file=sys.stderr)
@@ -318,5 +319,6 @@ def test_inspect_without_a_lambda_context_prints_no_malformed_arn(tmp_path):
     assert "function_trigger.event_source_arn" not in report["trigger_tags"] and report["notes"]
     arn = "arn:aws:lambda:eu-west-1:123456789012:function:api"
     given = json.loads(inspect("--json", "--function-arn", arn))
-    assert given["trigger_tags"]["function_trigger.event_source_arn"] == "arn:aws:apigateway:eu-west-1::/restapis/abc/stages/$default"
+    built = given["trigger_tags"]["function_trigger.event_source_arn"]
+    assert built == "arn:aws:apigateway:eu-west-1::/restapis/abc/stages/$default"
     assert given["notes"] == []

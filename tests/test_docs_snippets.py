@@ -9,7 +9,6 @@ are fragments on purpose are preceded by ``<!-- not-runnable: reason -->`` (and 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

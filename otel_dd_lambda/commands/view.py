@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, Iterator, List, Optional, TextIO, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, TextIO, Tuple
 
 from .. import ids
 from .inspect import InputError, escape, fail, read_input, safe_streams
@@ -271,7 +271,7 @@ def _tree(members: List[Span]) -> Dict[str, Any]:
         kids.sort(key=lambda i: members[i].start)
     roots.sort(key=lambda i: members[i].start)
     order: List[Tuple[int, int]] = []
-    seen = set()
+    seen: Set[int] = set()
     pending = list(roots)
     while len(seen) < len(members):
         stack = [(i, 0) for i in reversed(pending)]
