@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test bench broker clean layer
 
@@ -15,7 +16,13 @@ $(BIN)/python:
 # the same set quickly (the reference peers pin older OTel protos than the newest releases).
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# The demo needs only its extra (boto3, moto's server mode), not the test stack; the test
+# extra includes it, so after `make test` this is already satisfied.
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[demo]'
+	touch $(DEMO_STAMP)
 
 # mosquitto is a Debian package: install it when missing (root or sudo), the fixture starts it.
 broker:
@@ -28,7 +35,7 @@ broker:
 test: $(STAMP) broker
 	$(BIN)/python -m pytest -q
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/otel-dd-lambda demo
 
 bench: $(STAMP)

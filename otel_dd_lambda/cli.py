@@ -11,10 +11,11 @@ import importlib
 import sys
 from typing import List, Optional
 
-COMMANDS = ("convert", "inspect", "demo", "exec-wrapper-path", "layer")
+COMMANDS = ("convert", "inspect", "view", "demo", "exec-wrapper-path", "layer")
 _HELP = {
     "convert": "print one trace context (traceparent, Datadog headers JSON or X-Ray header) in every format",
     "inspect": "show which trigger a Lambda event is, the contexts and links it carries",
+    "view": "draw the traces in log-mode output (DD_FLUSH_TO_LOG, CloudWatch Logs) as text waterfalls",
     "demo": "run the end-to-end demo: three instrumented handlers, one trace",
     "exec-wrapper-path": "print the path of the AWS_LAMBDA_EXEC_WRAPPER script shipped in the package",
     "layer": "build a Lambda layer zip: the package and its run-time dependencies for one Python and architecture",

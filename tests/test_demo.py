@@ -42,3 +42,26 @@ def test_demo_runs_end_to_end():
     for sp in exported:
         trace_id = sp["trace_id"]
         assert (int(trace_id, 16) if isinstance(trace_id, str) else trace_id) == dd_trace
+
+
+def test_demo_without_its_extra_says_what_to_install(tmp_path):
+    """An install with the package's own dependencies but not the `demo` extra: one line, exit 2."""
+    import sysconfig
+    from pathlib import Path
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    without = tmp_path / "site"
+    without.mkdir()
+    for entry in site.iterdir():  # everything the venv has, minus moto (code and metadata)
+        if not entry.name.lower().startswith("moto"):
+            (without / entry.name).symlink_to(entry)
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(without)])
+    # -S: no site-packages of the venv itself, so the directory above is all that is installed
+    proc = subprocess.run([sys.executable, "-S", "-m", "otel_dd_lambda.cli", "demo"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "moto is not installed" in proc.stderr and "pip install 'otel-dd-lambda[demo]'" in proc.stderr

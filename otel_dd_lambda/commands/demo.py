@@ -3,7 +3,8 @@
 Everything runs in this process on 127.0.0.1: moto (in server mode) stands in for SQS and
 EventBridge, real boto3 clients talk to it, and three instrumented handlers get the events AWS
 would build. Spans go through the Datadog exporter (to ``--agent-url``, else log mode) and are
-printed as a tree with each span's Datadog ids, X-Ray header and W3C traceparent.
+drawn from the log-mode lines by ``otel-dd-lambda view``'s renderer: a waterfall with each
+span's Datadog ids, X-Ray header and W3C traceparent.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 HELP = "run the end-to-end demo: three instrumented handlers, one trace"
 REGION = "us-east-1"
+# What the demo imports beyond the package's own dependencies: the `demo` extra in pyproject.toml
+# (moto's server mode needs flask and flask-cors, which its `server` extra brings).
+DEMO_MODULES = ("boto3", "moto", "moto.server", "flask", "flask_cors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +70,25 @@ def _receive(sqs: Any, url: str, wait_s: float = 2.0) -> list:
         time.sleep(0.05)
 
 
+def missing_extra() -> Optional[str]:
+    """The first module the demo needs that is not installed (the ``demo`` extra), else None."""
+    import importlib.util
+
+    for module in DEMO_MODULES:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except (ImportError, ValueError):  # a parent package missing, or a broken install
+            return module
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    missing = missing_extra()
+    if missing is not None:
+        print("otel-dd-lambda demo: %s is not installed; install the demo's extra: "
+              "pip install 'otel-dd-lambda[demo]'" % missing, file=sys.stderr)
+        return 2
     _aws_environment()
     import logging
 
@@ -80,8 +102,14 @@ def run(args: argparse.Namespace) -> int:
 
     payload = io.StringIO()
     exporter = DatadogSpanExporter(args.agent_url, mode="agent" if args.agent_url else "log", out=payload)
-    memory = InMemorySpanExporter()  # a second exporter in the same provider, for the tree below
-    otel_dd_lambda.configure(exporter=exporter, span_processors=[SimpleSpanProcessor(memory)])
+    memory = InMemorySpanExporter()  # a second exporter in the same provider, for the summary
+    # The tree is drawn from log-mode lines, by `otel-dd-lambda view`'s renderer, whatever the mode.
+    tree_lines = io.StringIO()
+    tree_exporter = payload if not args.agent_url else tree_lines
+    processors = [SimpleSpanProcessor(memory)]
+    if args.agent_url:
+        processors.append(SimpleSpanProcessor(DatadogSpanExporter(mode="log", out=tree_lines)))
+    otel_dd_lambda.configure(exporter=exporter, span_processors=processors)
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -112,11 +140,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.stop()
 
-    from otel_dd_lambda.demo.tree import describe, print_trees
+    from otel_dd_lambda.commands import view
+    from otel_dd_lambda.demo.tree import describe
 
     spans = memory.get_finished_spans()
     print()
-    print_trees(spans, sys.stdout)
+    view.render_text(tree_exporter.getvalue(), sys.stdout)
     traces = {s.context.trace_id for s in spans}
     invocations = [s for s in spans if "faas.invocation_id" in (s.attributes or {})]
     print()

@@ -49,26 +49,33 @@ def _read_bounded(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_event(path: str) -> Any:
-    """The JSON event in ``path`` (``-``: standard input), or InputError saying why not."""
+def read_input(path: str) -> bytes:
+    """The bytes of ``path`` (``-``: standard input), at most MAX_INPUT, or InputError saying why not.
+
+    Shared by every command that reads an untrusted file (``inspect``, ``view``).
+    """
     try:
         if path == "-":
-            data = _read_bounded(sys.stdin.fileno())
-        else:
-            if not stat.S_ISREG(os.stat(path).st_mode):
+            return _read_bounded(sys.stdin.fileno())
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError("not a regular file")
+        # O_NONBLOCK: if a FIFO replaced the file since the stat, open() does not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise InputError("not a regular file")
-            # O_NONBLOCK: if a FIFO replaced the file since the stat, open() does not wait for a writer
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise InputError("not a regular file")
-                data = _read_bounded(fd)
-            finally:
-                os.close(fd)
+            return _read_bounded(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise InputError(exc.strerror or type(exc).__name__) from None
     except ValueError:  # a NUL in the path
         raise InputError("not a valid path") from None
+
+
+def read_event(path: str) -> Any:
+    """The JSON event in ``path`` (``-``: standard input), or InputError saying why not."""
+    data = read_input(path)
     try:
         return json.loads(data)  # UTF-8/16/32 detected as json.loads does
     except RecursionError:
@@ -81,9 +88,23 @@ def read_event(path: str) -> Any:
         raise InputError("not JSON: %s" % str(exc).splitlines()[0][:200]) from None
 
 
-def _fail(path: str, reason: str) -> int:
-    print(PREFIX + "cannot read %s: %s" % (escape(path)[:512], escape(reason)), file=sys.stderr)
+def fail(prefix: str, path: str, reason: str) -> int:
+    """One escaped line on stderr saying why ``path`` cannot be read; the exit code 2."""
+    print(prefix + "cannot read %s: %s" % (escape(path)[:512], escape(reason)), file=sys.stderr)
     return 2
+
+
+def _fail(path: str, reason: str) -> int:
+    return fail(PREFIX, path, reason)
+
+
+def safe_streams() -> None:
+    """A terminal that cannot show a character gets an escape, not a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except Exception:
+            pass
 
 
 def _say(line: str) -> None:
@@ -107,6 +128,30 @@ class _Reasons(logging.Handler):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event", help="a Lambda event as JSON (a file, or - for standard input)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--function-arn", metavar="ARN",
+                        help="the receiving function's ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME): its "
+                             "region and account complete the ARNs Datadog builds for API Gateway, Function "
+                             "URL, CloudWatch Logs and CloudFront triggers (else AWS_REGION, if set)")
+
+
+class _Context:
+    """The one Lambda context attribute that trigger tags read."""
+
+    def __init__(self, function_arn: str) -> None:
+        self.invoked_function_arn = function_arn
+
+
+# ARNs that Datadog builds from the function's own region and account (the event has none):
+# service -> which of region (index 3) and account (index 4) it needs.
+_BUILT_ARN_NEEDS = {"apigateway": (3,), "lambda": (3, 4), "logs": (3, 4), "cloudfront": (4,)}
+
+
+def _incomplete_arn(arn: Any) -> bool:
+    """A built ARN whose region or account is empty: no Lambda context told us them."""
+    if type(arn) is not str:
+        return False
+    parts = arn.split(":")
+    return len(parts) > 4 and any(not parts[i] for i in _BUILT_ARN_NEEDS.get(parts[2], ()))
 
 
 def _formats(span_context: Any) -> Dict[str, Any]:
@@ -131,11 +176,7 @@ def _formats(span_context: Any) -> Dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    for stream in (sys.stdout, sys.stderr):
-        try:  # a terminal that cannot show a character gets an escape, not a traceback
-            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-        except Exception:
-            pass
+    safe_streams()
     try:
         event = read_event(args.event)
     except InputError as exc:
@@ -160,10 +201,17 @@ def _report(args: argparse.Namespace, event: Any) -> int:
         lg.setLevel(logging.DEBUG)
     logging.getLogger("otel_dd_lambda").addHandler(handler)
     try:
-        result = extract_context(event)
+        result = extract_context(event, _Context(args.function_arn) if args.function_arn else None)
+        tags = dict(result.trigger_tags)
+        notes = []
+        if _incomplete_arn(tags.get("function_trigger.event_source_arn")):
+            # an ARN without the region/account would be wrong, not just incomplete: leave it out
+            del tags["function_trigger.event_source_arn"]
+            notes.append("function_trigger.event_source_arn needs the function's region and account: "
+                         "pass --function-arn")
         report: Dict[str, Any] = {
             "trigger": result.trigger,
-            "trigger_tags": result.trigger_tags,
+            "trigger_tags": tags,
             "source": result.source,
             "parent": _formats(result.parent) if result.parent is not None else None,
             "links": [
@@ -171,6 +219,7 @@ def _report(args: argparse.Namespace, event: Any) -> int:
             ],
             "event_time_ns": result.event_time_ns,
             "ignored": list(dict.fromkeys(handler.messages)),
+            "notes": notes,
         }
     finally:
         logging.getLogger("otel_dd_lambda").removeHandler(handler)
@@ -194,6 +243,8 @@ def _report(args: argparse.Namespace, event: Any) -> int:
         _print_formats(link, "  ")
     for reason in report["ignored"]:
         _say("ignored:  %s" % reason)
+    for note in report["notes"]:
+        _say("note:     %s" % note)
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
 class DemoContext:
@@ -44,7 +44,7 @@ def http_api_event(body: Dict[str, Any], region: str = "us-east-1") -> Dict[str,
     }
 
 
-def _message_attributes(attributes: Dict[str, Any]) -> Dict[str, Any]:
+def _message_attributes(attributes: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """ReceiveMessage's MessageAttributes in the Lambda event's spelling."""
     out = {}
     for name, value in (attributes or {}).items():

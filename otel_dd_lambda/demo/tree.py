@@ -1,8 +1,11 @@
-"""Print finished spans as trace trees, with each span's Datadog, X-Ray and W3C identity."""
+"""The demo's spans as plain dicts with every id form (its ``--summary`` line).
+
+The tree itself is drawn by ``otel-dd-lambda view``'s renderer from the exporter's log-mode lines.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, TextIO
+from typing import Any, Dict, List, Sequence
 
 from otel_dd_lambda import ids
 
@@ -31,31 +34,3 @@ def describe(spans: Sequence[Any]) -> List[Dict[str, Any]]:
         item.update(span_ids(span))
         out.append(item)
     return out
-
-
-def print_trees(spans: Sequence[Any], out: TextIO) -> None:
-    items = describe(spans)
-    by_trace: Dict[str, List[Dict[str, Any]]] = {}
-    for item in items:
-        by_trace.setdefault(item["trace_id"], []).append(item)
-    for trace_id, members in by_trace.items():
-        known = {m["span_id"] for m in members}
-        children: Dict[Any, List[Dict[str, Any]]] = {}
-        for m in members:
-            parent = m["parent_id"] if m["parent_id"] in known else None
-            children.setdefault(parent, []).append(m)
-        first = members[0]
-        out.write("trace %s  (Datadog %s, X-Ray %s)\n" % (trace_id, first["dd_trace_id"],
-                                                           ids.format_xray_trace_id(int(trace_id, 16))))
-
-        def walk(parent: Any, depth: int) -> None:
-            for m in children.get(parent, []):
-                out.write("%s%s %s [%s] service=%s\n" % ("  " * (depth + 1), "*" if m["invocation"] else "-",
-                                                         m["name"], m["kind"], m["service"]))
-                pad = "  " * (depth + 2)
-                out.write("%sdatadog     trace_id=%s span_id=%s\n" % (pad, m["dd_trace_id"], m["dd_span_id"]))
-                out.write("%sx-ray       %s\n" % (pad, m["xray"]))
-                out.write("%straceparent %s\n" % (pad, m["traceparent"]))
-                walk(m["span_id"], depth + 1)
-
-        walk(None, 0)
