@@ -401,8 +401,8 @@ def test_readme_example_client_created_at_module_level(endpoint, tmp_path):
     sqs = client(endpoint, "sqs")
     url, _ = make_queue(sqs)
     (tmp_path / "app.py").write_text(readme_lambda_example())
-    code = INVOKE % ("import app\napp.QUEUE_URL = %r\nhandler = app.handler" % url, HTTP_EVENT)
-    invocation = run_lambda(code, tmp_path, aws_env(endpoint))
+    code = INVOKE % ("import app\nhandler = app.handler", HTTP_EVENT)
+    invocation = run_lambda(code, tmp_path, dict(aws_env(endpoint), QUEUE_URL=url))
     (message,) = receive(sqs, url)
     assert message["Body"] == "hello" and list(message["MessageAttributes"]) == ["_datadog"]
     assert_carries_invocation(message, invocation)
