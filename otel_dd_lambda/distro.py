@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]  # no stubs
 
 from . import config
 
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 NAME = "otel_dd_lambda"
 
 
-class OtelDdLambdaDistro(BaseDistro):  # type: ignore[misc]  # untyped base class
+class OtelDdLambdaDistro(BaseDistro):
     """``OTEL_PYTHON_DISTRO=otel_dd_lambda``."""
 
     def _configure(self, **kwargs: Any) -> None:

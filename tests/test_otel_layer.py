@@ -25,11 +25,11 @@ import json
 import os
 import sys
 import textwrap
-import tomllib
 import uuid
 from typing import Any, Dict, List, Mapping, Tuple
 
 import pytest
+import tomllib
 
 from otel_dd_lambda.exec_wrapper import script_path
 from tests.support.agent import TestAgent, run_test_agent
@@ -227,3 +227,34 @@ def test_otel_instrumentation_alone_is_visible_to_these_checks(agent, task_root)
         assert found[0]["trace_id"] != trace_id
         assert found[0]["span_id"] in {s["span_id"] for s in result.observed}  # they flush too
     assert "dd.trace_id=" not in stdout  # no log correlation without this package's setup
+
+
+UNNAMED = '''
+import os
+from opentelemetry import trace
+from otel_dd_lambda.distro import OtelDdLambdaConfigurator, OtelDdLambdaDistro
+OtelDdLambdaDistro().configure()
+OtelDdLambdaConfigurator().configure()
+provider = trace.get_tracer_provider()
+exporters = [type(getattr(p, "span_exporter", getattr(p, "exporter", None))).__name__
+             for p in provider._active_span_processor._span_processors]
+print(os.environ.get("OTEL_METRICS_EXPORTER"), os.environ.get("OTEL_PYTHON_CONFIGURATOR"),
+      type(provider).__name__, exporters)
+'''
+
+
+@pytest.mark.parametrize("named,expected", [
+    # picked only for coming first: OpenTelemetry's distro defaults, the SDK's configurator
+    ({}, "otlp None TracerProvider ['ConsoleSpanExporter']"),
+    # named: our configurator, whatever OTEL_TRACES_EXPORTER says
+    ({"OTEL_PYTHON_DISTRO": "otel_dd_lambda"}, "None otel_dd_lambda TracerProvider ['DatadogSpanExporter']"),
+])
+def test_distro_and_configurator_act_only_when_named(named, expected):
+    import subprocess
+
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": ROOT, "OTEL_TRACES_EXPORTER": "console",
+           "DD_TRACE_AGENT_URL": "http://127.0.0.1:9"}
+    env.update(named)
+    proc = subprocess.run([sys.executable, "-c", UNNAMED], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected, proc.stderr

@@ -155,7 +155,7 @@ class _Instrumentation:
 
             now = time.time_ns()
             cold, proactive = cold_start.invocation_state(now)
-            # hook (otel_layer): inside OTel's own Lambda wrapper, its span gives way to ours
+            # hook (otel_layer): OTel's Lambda span, if current, gives way to ours; log format on a cold start
             on_invocation(trace, cold)
             settings = self.settings
             try:
