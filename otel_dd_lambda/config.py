@@ -347,3 +347,29 @@ def dynamodb_primary_keys_json(environ: Optional[Mapping[str, str]] = None) -> O
     """``DD_BOTOCORE_DYNAMODB_TABLE_PRIMARY_KEYS``: JSON ``{"table": ["key", ...]}``, the key names
     a PutItem's pointer needs (the item does not say which of its attributes form the key)."""
     return _env(environ).get("DD_BOTOCORE_DYNAMODB_TABLE_PRIMARY_KEYS") or None
+
+
+# --------------------------------------------------------------- OpenTelemetry's Lambda instrumentation
+
+OTEL_CONFIGURATOR_ENV = "OTEL_PYTHON_CONFIGURATOR"
+OTEL_DISTRO_ENV = "OTEL_PYTHON_DISTRO"
+
+
+def otel_lambda_handler_path(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The handler OpenTelemetry's ``AwsLambdaInstrumentor`` wraps: ``ORIG_HANDLER`` (set by OTel's
+    Lambda layer, whose own module then stands in ``_HANDLER``), else ``_HANDLER``."""
+    env = _env(environ)
+    return (env.get("ORIG_HANDLER") or env.get("_HANDLER") or "").strip() or None
+
+
+def otel_selected(kind: str, name: str, environ: Optional[Mapping[str, str]] = None) -> bool:
+    """True when ``OTEL_PYTHON_DISTRO`` (``kind="distro"``) or ``OTEL_PYTHON_CONFIGURATOR``
+    (``kind="configurator"``) names ``name``."""
+    variable = OTEL_DISTRO_ENV if kind == "distro" else OTEL_CONFIGURATOR_ENV
+    return (_env(environ).get(variable) or "").strip() == name
+
+
+def select_otel_configurator(name: str) -> None:
+    """Make ``opentelemetry-instrument`` load the configurator ``name`` unless the user chose one
+    (it reads the variable after the distro has run)."""
+    os.environ.setdefault(OTEL_CONFIGURATOR_ENV, name)

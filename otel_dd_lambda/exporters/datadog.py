@@ -71,6 +71,7 @@ from otel_dd_lambda.exporters.transport import (
     resolve_endpoint,
 )
 from otel_dd_lambda import config
+from otel_dd_lambda.otel_layer import without_superseded
 from otel_dd_lambda._version import __version__
 
 logger = logging.getLogger(__name__)
@@ -232,6 +233,7 @@ class DatadogSpanExporter(SpanExporter):
             if self._shutdown:
                 self._count_dropped(len(spans))
                 return SpanExportResult.FAILURE
+            spans = without_superseded(spans)  # hook (otel_layer): OTel's Lambda span gave way to ours
             chunks = self._mapper.map_chunks(spans) if spans else []
             ok = self._flush(chunks, deadline, may_sleep)
             return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE

@@ -23,7 +23,7 @@ import os
 import threading
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from .. import config
+from .. import config, otel_layer
 from .._version import __version__
 from . import cold_start, snapstart
 
@@ -198,15 +198,18 @@ def _configure(settings: config.LambdaSettings, service: Optional[str], env: Opt
     elif set_global and trace.get_tracer_provider() is not provider:
         trace.set_tracer_provider(provider)
 
-    if exporter is None:
-        from ..exporters.datadog import DatadogSpanExporter
+    # hook (otel_layer): a provider that already exports to Datadog (OTEL_TRACES_EXPORTER=datadog
+    # through the SDK's configurator) gets no second Datadog exporter: each span is sent once
+    if exporter is not None or not otel_layer.datadog_export_present(provider):
+        if exporter is None:
+            from ..exporters.datadog import DatadogSpanExporter
 
-        if mode is None and settings.flush_to_log:
-            mode = "log"
-        exporter = DatadogSpanExporter(agent_url, mode=mode, service=service, env=env, version=version)
-    processor = LambdaSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    _processors.append(processor)
+            if mode is None and settings.flush_to_log:
+                mode = "log"
+            exporter = DatadogSpanExporter(agent_url, mode=mode, service=service, env=env, version=version)
+        processor = LambdaSpanProcessor(exporter)
+        provider.add_span_processor(processor)
+        _processors.append(processor)
     for extra in span_processors:
         provider.add_span_processor(extra)
 

@@ -92,6 +92,14 @@ def uninstall() -> None:
     _installed_factory = _previous_factory = None
 
 
+def extend_if_installed() -> int:
+    """``extend_lambda_formatters()`` when the record factory is installed (the runtime client may
+    have set up its log handler after ``install()``: under ``opentelemetry-instrument``)."""
+    if _installed_factory is None or logging.getLogRecordFactory() is not _installed_factory:
+        return 0
+    return extend_lambda_formatters()
+
+
 def extend_lambda_formatters(root: Optional[logging.Logger] = None) -> int:
     """Add the Datadog ids to Lambda's text formatter on the root handlers; returns how many."""
     changed = 0

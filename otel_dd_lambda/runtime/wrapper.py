@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 from .. import config
 from ..lambda_context import remaining_ms
 from . import cold_start, timeout
+from ..otel_layer import on_invocation
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ class _Instrumentation:
 
             now = time.time_ns()
             cold, proactive = cold_start.invocation_state(now)
+            # hook (otel_layer): OTel's Lambda span, if current, gives way to ours; log format on a cold start
+            on_invocation(trace, cold)
             settings = self.settings
             try:
                 extracted = self._extract(event, context)
