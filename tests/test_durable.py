@@ -21,7 +21,8 @@ import sys
 from typing import Any, Dict, List, Optional
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from otel_dd_lambda import extract_context, ids, instrument_handler
 from otel_dd_lambda.carriers import durable as durable_carrier
@@ -128,8 +129,8 @@ def checkpoint_payloads(draw) -> Any:
     return json.dumps(headers, separators=(",", ":"))
 
 
-_CHECKPOINT_SUFFIXES = (st.integers(-3, 40).map(str)
-                        | st.sampled_from(["", "x", "1.5", " 7", "+3", "0012", "1_0", "٣", "-0", "99999999999999999999"]))
+_CHECKPOINT_SUFFIXES = (st.integers(-3, 40).map(str) | st.sampled_from(
+                        ["", "x", "1.5", " 7", "+3", "0012", "1_0", "٣", "-0", "99999999999999999999"]))
 
 
 @st.composite

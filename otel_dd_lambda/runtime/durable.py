@@ -57,7 +57,8 @@ def start_tags(event: Any) -> Dict[str, str]:
         return {}
     state = event.get("InitialExecutionState")
     ops = state.get("Operations") if type(state) is dict else None
-    first = type(ops) in (list, dict) and len(ops) == 1
+    # the execution itself is the only operation before any step ran (the SDK's "not replaying")
+    first = isinstance(ops, (list, dict)) and len(ops) == 1
     return {EXECUTION_NAME: parsed[0], EXECUTION_ID: parsed[1], FIRST_INVOCATION: "true" if first else "false"}
 
 
