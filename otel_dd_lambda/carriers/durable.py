@@ -10,6 +10,12 @@ result of the operation with the highest ``N`` (the first of equal ones; ``N`` i
 ``int()`` reads it, and a negative one is never picked), exactly as datadog_lambda chooses it; it
 goes through the composite propagator like any header carrier.
 
+Registration in ``extract._from_event`` (one row, before the top-level ``_datadog`` row, since
+datadog_lambda tries a durable event after every known trigger and before anything else)::
+
+    if trigger is None and type(event) is dict and durable.ARN_KEY in event:
+        return resolve(durable.checkpoint_carrier(event), composite) + (None,)
+
 Bounded: the event is at most Lambda's payload size, each operation costs a few dict lookups,
 and a result over ``MAX_DD_JSON`` characters is not parsed (a header object is ~200).
 """
