@@ -9,9 +9,9 @@ the spans are not ended a second time: whichever of the watchdog and the normal 
 invocation first ends its spans, the other leaves them.
 
 One daemon thread per process (a forked child starts its own) waits on a condition for the armed
-invocation's fire time, so it fires whatever the handler's thread is doing: sleeping, blocked in C on a socket or a lock, or
-running Python (a signal such as ddtrace's ``SIGALRM`` only runs between bytecodes of the main
-thread). It is started by the first invocation and reused; arming and disarming take a lock and
+invocation's fire time, so it fires whatever the handler's thread is doing: sleeping, blocked in C
+on a socket or a lock, or running Python (a signal such as ddtrace's ``SIGALRM`` only runs between
+bytecodes of the main thread). It is started by the first invocation and reused; arming and disarming take a lock and
 set a field. It cannot fire while a C extension holds the GIL without releasing it.
 """
 
