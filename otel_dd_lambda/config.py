@@ -126,7 +126,7 @@ class LambdaSettings:
         "cold_start_skip_libs", "managed_services", "lambda_handler", "profiling_enabled",
         "profiling_ignore_profiler", "flush_to_log", "xray_daemon_address", "function_name",
         "function_version", "memory_mb", "region", "xray_trace_header", "flush_margin_ms",
-        "log_stream_name", "timeout_detection", "apm_flush_deadline_ms",
+        "log_stream_name", "timeout_detection", "apm_flush_deadline_ms", "managed_instances",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -146,8 +146,12 @@ class LambdaSettings:
         self.version: Optional[str] = env.get("DD_VERSION") or None
         self.tags: Tuple[Tuple[str, str], ...] = parse_dd_tags(env.get("DD_TAGS"))
         self.logs_injection: bool = env_flag("DD_LOGS_INJECTION", True, env)
-        # Like datadog_lambda: on by default, but only meaningful with tracing on.
-        self.cold_start_tracing: bool = self.trace_enabled and env_flag("DD_COLD_START_TRACING", True, env)
+        self.managed_instances: bool = managed_instances(env)
+        # Like datadog_lambda: on by default, but only meaningful with tracing on; and off on
+        # Lambda Managed Instances, where init happens ahead of demand and the import spans under
+        # a worker's first invocation would describe no wait of that invocation.
+        self.cold_start_tracing: bool = (self.trace_enabled and not self.managed_instances
+                                         and env_flag("DD_COLD_START_TRACING", True, env))
         self.min_cold_start_duration_ms: int = env_int("DD_MIN_COLD_START_DURATION", 3, env)
         skip = env.get("DD_COLD_START_TRACE_SKIP_LIB")
         self.cold_start_skip_libs: frozenset = frozenset(
@@ -214,6 +218,20 @@ def span_link_limit(environ: Optional[Mapping[str, str]] = None) -> int:
 def in_lambda(environ: Optional[Mapping[str, str]] = None) -> bool:
     """True inside a Lambda execution environment (``AWS_LAMBDA_FUNCTION_NAME`` is set)."""
     return bool(_env(environ).get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+MANAGED_INSTANCES = "lambda-managed-instances"
+
+
+def initialization_type(environ: Optional[Mapping[str, str]] = None) -> str:
+    """``AWS_LAMBDA_INITIALIZATION_TYPE``: ``on-demand``, ``provisioned-concurrency``,
+    ``snap-start`` or ``lambda-managed-instances`` ("" outside Lambda)."""
+    return _env(environ).get("AWS_LAMBDA_INITIALIZATION_TYPE") or ""
+
+
+def managed_instances(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Lambda Managed Instances: Python serves concurrent requests in forked worker processes."""
+    return initialization_type(environ) == MANAGED_INSTANCES
 
 
 def function_name(environ: Optional[Mapping[str, str]] = None) -> str:

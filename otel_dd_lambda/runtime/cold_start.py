@@ -7,10 +7,16 @@
 - ``install_import_hook()`` times every module loaded from a file until ``take_imports()`` is
   called (``DD_COLD_START_TRACING``); ``emit_import_spans()`` turns the slow ones into
   ``aws.lambda.load`` / ``aws.lambda.import`` spans under the first invocation, as Datadog does.
+
+Per process: Lambda Managed Instances run Python as forked worker processes (awslambdaric forks
+them before it loads the handler), each serving its own invocations, so each worker's first
+invocation is a cold start by the same rule, as datadog_lambda counts it. A process forked after
+it served invocations (``multiprocessing`` in a handler) inherits the count, it is no new sandbox.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -64,6 +70,15 @@ def invocation_state(now_ns: Optional[int] = None) -> Tuple[bool, bool]:
     if (now - _init_ns) // 1_000_000_000 > PROACTIVE_INIT_THRESHOLD_NS // 1_000_000_000:
         return False, True
     return True, False
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reset_for_tests(init_ns: Optional[int] = None) -> None:

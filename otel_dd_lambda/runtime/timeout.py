@@ -8,10 +8,10 @@ time left. Should the handler finish after all, its result or exception goes bac
 the spans are not ended a second time: whichever of the watchdog and the normal end claims an
 invocation first ends its spans, the other leaves them.
 
-One daemon thread per process waits on a condition for the armed invocation's fire time, so it
-fires whatever the handler's thread is doing: sleeping, blocked in C on a socket or a lock, or
-running Python (a signal such as ddtrace's ``SIGALRM`` only runs between bytecodes of the main
-thread). It is started by the first invocation and reused; arming and disarming take a lock and
+One daemon thread per process (a forked child starts its own) waits on a condition for the armed
+invocation's fire time, so it fires whatever the handler's thread is doing: sleeping, blocked in C
+on a socket or a lock, or running Python (a signal such as ddtrace's ``SIGALRM`` only runs between
+bytecodes of the main thread). It is started by the first invocation and reused; arming and disarming take a lock and
 set a field. It cannot fire while a C extension holds the GIL without releasing it.
 """
 
@@ -116,7 +116,19 @@ class Watchdog:
             _fire(guard)  # outside the lock: the next invocation can arm meanwhile
 
 
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread is not in the child, its lock may have been held at the fork, and
+        # its armed invocation is the parent's: the child starts its own on its first arm().
+        self._cond = threading.Condition(threading.Lock())
+        self._thread = None
+        self._guard = None
+        self.last_fired = None
+        self._pid = os.getpid()
+
+
 _watchdog = Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_watchdog._after_fork_in_child)
 
 
 def watchdog() -> Watchdog:

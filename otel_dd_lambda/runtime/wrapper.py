@@ -26,8 +26,8 @@ from typing import Any, Callable, Optional
 
 from .. import config
 from ..lambda_context import remaining_ms
-from . import cold_start, timeout
 from ..otel_layer import on_invocation
+from . import cold_start, durable, timeout
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def instrument_handler(handler: Optional[Callable[..., Any]] = None, *, tracer_p
 
 
 class _State:
-    __slots__ = ("span", "token", "inferred", "trigger", "cold", "start_ns", "timeout")
+    __slots__ = ("span", "token", "inferred", "trigger", "cold", "start_ns", "timeout", "durable")
 
 
 class _Instrumentation:
@@ -196,6 +196,9 @@ class _Instrumentation:
             attributes = invocation.start_attributes(
                 context, trigger, trigger_tags, cold, proactive, settings.function_name,
                 invocation.batch_size(event))
+            state.durable = durable.is_durable_event(event)
+            if state.durable:  # Lambda durable functions: aws.durable.* tags
+                attributes.update(durable.start_tags(event))
             name = attributes.get("faas.name") or "aws.lambda"
             if pointers:
                 links += pointers
@@ -264,6 +267,8 @@ class _Instrumentation:
                 span.set_status(Status(StatusCode.ERROR, description))
             else:
                 status_code = invocation.http_status_code(state.trigger, result)
+                if state.durable:  # the durable SDK's answer: SUCCEEDED, FAILED or PENDING
+                    span.set_attributes(durable.end_tags(result))
                 if status_code is not None:
                     span.set_attribute("http.status_code", status_code)
                     if status_code.startswith("5"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -285,11 +286,15 @@ class LambdaProcess:
     """``awslambdaric`` in a subprocess (stdout and stderr collected), pointed at ``api``."""
 
     def __init__(self, api: RuntimeAPI, task_root: str, handler: str,
-                 env: Optional[Mapping[str, str]] = None, command: Optional[Sequence[str]] = None) -> None:
+                 env: Optional[Mapping[str, str]] = None, command: Optional[Sequence[str]] = None,
+                 process_group: bool = False) -> None:
         self.env = lambda_environment(api, task_root, handler, env)
         self.command = list(command) if command else [sys.executable, "-m", "awslambdaric", handler]
+        # process_group: the runtime's forked workers (AWS_LAMBDA_MAX_CONCURRENCY) are stopped with it
+        self.process_group = process_group
         self.process = subprocess.Popen(self.command, env=self.env, cwd=task_root, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        start_new_session=process_group)
         self._out: List[bytes] = []
         self._err: List[bytes] = []
         self._readers = [
@@ -316,6 +321,11 @@ class LambdaProcess:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
+        if self.process_group:
+            try:  # the group this object started (its id is the runtime's pid): workers included
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         if self.process.poll() is None:
             self.process.terminate()
             try:
