@@ -70,9 +70,12 @@ def parse_agent_url(url: str) -> Optional[Endpoint]:
         return None
 
 
-def resolve_endpoint(agent_url: Optional[str] = None) -> Endpoint:
-    """``agent_url``, else ``DD_TRACE_AGENT_URL``, else ``DD_AGENT_HOST``+``DD_TRACE_AGENT_PORT``."""
-    settings = config.exporter_settings()
+def resolve_endpoint(agent_url: Optional[str] = None,
+                     settings: Optional[config.ExporterSettings] = None) -> Endpoint:
+    """``agent_url``, else ``DD_TRACE_AGENT_URL``, else ``DD_AGENT_HOST``+``DD_TRACE_AGENT_PORT``
+    (read from ``settings``, by default the environment now)."""
+    if settings is None:
+        settings = config.exporter_settings()
     for candidate in (agent_url, settings.agent_url):
         if candidate:
             endpoint = parse_agent_url(candidate)
