@@ -26,9 +26,13 @@ RESOURCE = Resource.create({"service.name": "svc"})
 SCOPE = InstrumentationScope("scope", "1")
 
 
+UNSET = Status(StatusCode.UNSET)
+NO_STATE = TraceState()
+
+
 def span(name: str = "op", trace_id: int = (3 << 64) | 5, span_id: int = 9, parent: Any = None,
          kind: SpanKind = SpanKind.INTERNAL, attributes: Dict[str, Any] = None, resource=RESOURCE,
-         status: Status = Status(StatusCode.UNSET), trace_state: TraceState = TraceState(),
+         status: Status = UNSET, trace_state: TraceState = NO_STATE,
          sampled: bool = True) -> ReadableSpan:
     flags = TraceFlags(TraceFlags.SAMPLED if sampled else 0)
     return ReadableSpan(

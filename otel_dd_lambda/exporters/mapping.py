@@ -840,7 +840,12 @@ def shrink_span(span: DDSpan, size_of: Callable[[DDSpan], int], limit: int) -> O
             size = size_of(span)
             if size <= limit:
                 return span
-    # the skeleton: identifying tags only, short fields, underscore metrics (sampling priority)
+    return _skeleton(span, meta, size_of, limit)
+
+
+def _skeleton(span: DDSpan, meta: Dict[str, Any], size_of: Callable[[DDSpan], int], limit: int) -> Optional[DDSpan]:
+    """``shrink_span``'s last resort: identifying tags only, short fields, underscore metrics
+    (sampling priority); None when even that does not fit."""
     skeleton = {k: truncate_utf8(v, 256, ELLIPSIS) for k, v in meta.items() if k in _KEEP_WHOLE}
     if "error.msg" in meta:
         skeleton["error.msg"] = truncate_utf8(meta["error.msg"], _MESSAGE_KEEP, ELLIPSIS)
