@@ -357,3 +357,23 @@ def test_private_field_fast_paths_agree_with_the_public_properties(monkeypatch) 
         "messaging.message.id": "m1", "n": "3", "seq.0": "x", "seq.1": "2"}
     assert fast[1][0]["error"] == 1 and fast[1][0]["meta"]["error.type"] == "E"
     assert fast[1][0]["span_links"][0]["attributes"] == {"a": "1"}
+
+
+def test_settings_object_replaces_the_environment(monkeypatch) -> None:
+    # One read of the environment (config.ExporterSettings) drives mode, endpoint, flush cap and
+    # the mapper's defaults; a settings object given by the caller wins over os.environ.
+    from otel_dd_lambda.config import ExporterSettings
+
+    monkeypatch.setenv("DD_TRACE_AGENT_URL", "http://from-env:1")
+    monkeypatch.setenv("DD_SERVICE", "from-env")
+    settings = ExporterSettings({
+        "DD_AGENT_HOST": "agent.local", "DD_TRACE_AGENT_PORT": "9000", "OTEL_DD_LAMBDA_EXPORT_MODE": "agent",
+        "OTEL_DD_LAMBDA_FLUSH_TIMEOUT_MS": "250", "DD_SERVICE": "from-settings", "DD_ENV": "staging",
+    })
+    exporter = DatadogSpanExporter(settings=settings)
+    assert exporter.mode == "agent" and exporter.endpoint.url == "http://agent.local:9000"
+    assert exporter.timeout == 0.25
+    dd = exporter._mapper.map_chunks([span(resource=Resource.create({"service.name": "unknown_service"}))])[0][0]
+    assert dd["service"] == "from-settings" and dd["meta"]["env"] == "staging"
+    log = DatadogSpanExporter(settings=ExporterSettings({"AWS_LAMBDA_FUNCTION_NAME": "fn", "DD_FLUSH_TO_LOG": "1"}))
+    assert log.mode == "log"
