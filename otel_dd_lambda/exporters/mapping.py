@@ -565,7 +565,19 @@ class SpanMapper:
 
         meta = base.meta.copy()
         metrics = base.metrics.copy() if base.metrics else {}
-        _sort_attributes(attributes, meta, metrics)
+        for key, value in attributes.items():  # strings to meta, numbers to metrics: the hot loop
+            vtype = type(value)
+            if vtype is str:
+                meta[key] = value
+            elif vtype is int:
+                metrics[key] = value  # ints beyond 64 bits are fixed by the encoder if ever met
+            elif vtype is float:
+                if value - value == 0.0:  # drops NaN and +-inf, which the agent rejects
+                    metrics[key] = value
+            elif vtype is bool:  # as _to_str writes it, without the call
+                meta[key] = "true" if value else "false"
+            else:
+                meta[key] = _to_str(value)
         if base.semantic or not _SPECIAL_KEYS.isdisjoint(attributes):
             dd_resource, op_name, span_type, service = self._special(
                 attributes, meta, metrics, base, kind, name)
@@ -645,24 +657,6 @@ class SpanMapper:
         if invocation:
             _invocation_tags(attributes, meta, base)
         return dd_resource, op_name, span_type, service
-
-
-def _sort_attributes(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any]) -> None:
-    """Span attributes into tags: strings (and everything but numbers) to ``meta``, numbers to
-    ``metrics``. The hot loop of the mapping."""
-    for key, value in attributes.items():
-        vtype = type(value)
-        if vtype is str:
-            meta[key] = value
-        elif vtype is int:
-            metrics[key] = value  # ints beyond 64 bits are fixed by the encoder if ever met
-        elif vtype is float:
-            if value - value == 0.0:  # drops NaN and +-inf, which the agent rejects
-                metrics[key] = value
-        elif vtype is bool:  # as _to_str writes it, without the call
-            meta[key] = "true" if value else "false"
-        else:
-            meta[key] = _to_str(value)
 
 
 def _semantic_lookup(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
