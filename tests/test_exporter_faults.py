@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-
-import pytest
 import threading
 from typing import Any, List
 
+import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -307,7 +306,6 @@ def test_header_and_body_leave_in_one_send_with_nodelay() -> None:
 
 import gc  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import struct  # noqa: E402

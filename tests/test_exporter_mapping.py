@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
@@ -26,9 +26,13 @@ RESOURCE = Resource.create({"service.name": "svc"})
 SCOPE = InstrumentationScope("scope", "1")
 
 
+UNSET = Status(StatusCode.UNSET)
+NO_STATE = TraceState()
+
+
 def span(name: str = "op", trace_id: int = (3 << 64) | 5, span_id: int = 9, parent: Any = None,
          kind: SpanKind = SpanKind.INTERNAL, attributes: Dict[str, Any] = None, resource=RESOURCE,
-         status: Status = Status(StatusCode.UNSET), trace_state: TraceState = TraceState(),
+         status: Status = UNSET, trace_state: TraceState = NO_STATE,
          sampled: bool = True) -> ReadableSpan:
     flags = TraceFlags(TraceFlags.SAMPLED if sampled else 0)
     return ReadableSpan(
@@ -326,18 +330,50 @@ def test_private_field_fast_paths_agree_with_the_public_properties(monkeypatch) 
 
     from otel_dd_lambda.exporters import mapping
 
-    linked = SpanContext(7 << 64 | 8, 11, True, TraceFlags(1), TraceState([("dd", "s:1;t.tid:0000000000000007"), ("vendor", "v1")]))
+    linked = SpanContext(7 << 64 | 8, 11, True, TraceFlags(1),
+                         TraceState([("dd", "s:1;t.tid:0000000000000007"), ("vendor", "v1")]))
     root = ReadableSpan(
-        name="aws.lambda", context=SpanContext((3 << 64) | 5, 9, False, TraceFlags(1), TraceState([("dd", "s:2;o:lambda")])),
+        name="aws.lambda",
+        context=SpanContext((3 << 64) | 5, 9, False, TraceFlags(1), TraceState([("dd", "s:2;o:lambda")])),
         parent=SpanContext((3 << 64) | 5, 4, True, TraceFlags(1), TraceState([("dd", "s:2;p:00000000000000aa")])),
         kind=SpanKind.SERVER, resource=RESOURCE, instrumentation_scope=SCOPE, start_time=1_000, end_time=3_500,
         attributes={"faas.invocation_id": "r1", "faas.coldstart": True, "faas.name": "fn", "tags": ["a", "b"]},
         links=[Link(linked, {"messaging.message.id": "m1", "n": 3, "seq": ("x", 2)}), Link(linked)],
     )
     child = span(name="child", parent=root.context, attributes={"k": 1.5, "flag": False})
-    fast = SpanMapper().map_chunks([child, root])
-    for name, value in (("_SDK_SPAN_TYPES", frozenset()), ("_BoundedAttributes", None), ("_TraceState", None),
-                        ("_Link", None), ("_SpanContext", None)):
-        monkeypatch.setattr(mapping, name, value)
-    assert SpanMapper().map_chunks([child, root]) == fast
-    assert fast[0][1]["span_links"][0]["attributes"] == {"messaging.message.id": "m1", "n": "3", "seq.0": "x", "seq.1": "2"}
+    # the bounded containers of a live SDK span (ended, as exporters receive them)
+    provider = TracerProvider(resource=RESOURCE)
+    with provider.get_tracer("t").start_as_current_span("live", links=[Link(linked, {"a": 1})]) as live:
+        live.add_event("exception", {"exception.type": "E", "exception.message": "m"})
+        live.set_status(StatusCode.ERROR)
+    assert type(live) in mapping._SDK_SPAN_TYPES  # this SDK's layout is the known one
+    fast = SpanMapper().map_chunks([child, root, live])
+    # an SDK whose span layout differs: the probe finds no known type, the public API is read
+    monkeypatch.setattr(mapping, "_SPAN_FIELDS", mapping._SPAN_FIELDS + ("_not_in_this_sdk",))
+    monkeypatch.setattr(mapping, "_SDK_SPAN_TYPES", mapping._sdk_span_types())
+    assert mapping._SDK_SPAN_TYPES == frozenset()
+    assert SpanMapper().map_chunks([child, root, live]) == fast
+    assert fast[0][1]["span_links"][0]["attributes"] == {
+        "messaging.message.id": "m1", "n": "3", "seq.0": "x", "seq.1": "2"}
+    assert fast[1][0]["error"] == 1 and fast[1][0]["meta"]["error.type"] == "E"
+    assert fast[1][0]["span_links"][0]["attributes"] == {"a": "1"}
+
+
+def test_settings_object_replaces_the_environment(monkeypatch) -> None:
+    # One read of the environment (config.ExporterSettings) drives mode, endpoint, flush cap and
+    # the mapper's defaults; a settings object given by the caller wins over os.environ.
+    from otel_dd_lambda.config import ExporterSettings
+
+    monkeypatch.setenv("DD_TRACE_AGENT_URL", "http://from-env:1")
+    monkeypatch.setenv("DD_SERVICE", "from-env")
+    settings = ExporterSettings({
+        "DD_AGENT_HOST": "agent.local", "DD_TRACE_AGENT_PORT": "9000", "OTEL_DD_LAMBDA_EXPORT_MODE": "agent",
+        "OTEL_DD_LAMBDA_FLUSH_TIMEOUT_MS": "250", "DD_SERVICE": "from-settings", "DD_ENV": "staging",
+    })
+    exporter = DatadogSpanExporter(settings=settings)
+    assert exporter.mode == "agent" and exporter.endpoint.url == "http://agent.local:9000"
+    assert exporter.timeout == 0.25
+    dd = exporter._mapper.map_chunks([span(resource=Resource.create({"service.name": "unknown_service"}))])[0][0]
+    assert dd["service"] == "from-settings" and dd["meta"]["env"] == "staging"
+    log = DatadogSpanExporter(settings=ExporterSettings({"AWS_LAMBDA_FUNCTION_NAME": "fn", "DD_FLUSH_TO_LOG": "1"}))
+    assert log.mode == "log"

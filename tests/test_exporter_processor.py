@@ -130,3 +130,13 @@ def test_fork_child_exports_only_its_own_spans() -> None:
         assert [s["resource"] for s in child_spans] == ["child-span"]
         assert processor.force_flush(5000)
         assert sorted(s["resource"] for s in agent.spans()) == ["child-span", "parent-before-fork"]
+
+
+def test_queue_size_from_the_environment(monkeypatch) -> None:
+    # OTEL_BSP_MAX_QUEUE_SIZE, read through config.ExporterSettings; junk and <= 0 give 2048
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fn")
+    for value, expected in (("7", 7), (" 12 ", 12), ("0", 2048), ("-3", 2048), ("many", 2048)):
+        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", value)
+        assert LambdaSpanProcessor(Recording()).max_queue_size == expected
+    monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE")
+    assert LambdaSpanProcessor(Recording(), max_queue_size=3).max_queue_size == 3

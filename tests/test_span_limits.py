@@ -151,7 +151,10 @@ RESOURCE = Resource.create({"service.name": "svc"})
 SCOPE = InstrumentationScope("scope", "1")
 
 
-def _span(span_id: int, attributes: Dict[str, Any], name: str = "op", status: Status = Status(StatusCode.UNSET),
+UNSET = Status(StatusCode.UNSET)
+
+
+def _span(span_id: int, attributes: Dict[str, Any], name: str = "op", status: Status = UNSET,
           events: Any = ()) -> ReadableSpan:
     return ReadableSpan(
         name=name, context=SpanContext(7, span_id, False, TraceFlags(1)), kind=SpanKind.INTERNAL,

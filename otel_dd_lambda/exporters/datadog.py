@@ -52,6 +52,8 @@ from typing import IO, Any, Deque, Dict, List, Mapping, Optional, Sequence, Tupl
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_dd_lambda import config
+from otel_dd_lambda._version import __version__
 from otel_dd_lambda.exporters.deadline import timeout_seconds
 from otel_dd_lambda.exporters.encoding import (
     Payload,
@@ -70,13 +72,10 @@ from otel_dd_lambda.exporters.transport import (
     parse_response_rates,
     resolve_endpoint,
 )
-from otel_dd_lambda import config
 from otel_dd_lambda.otel_layer import without_superseded
-from otel_dd_lambda._version import __version__
 
 logger = logging.getLogger(__name__)
 
-MODE_ENV = "OTEL_DD_LAMBDA_EXPORT_MODE"
 EXTENSION_PATH = "/opt/extensions/datadog-agent"
 DEFAULT_MAX_PAYLOAD = 5 * 1024 * 1024
 DEFAULT_MAX_LOG_LINE = 250 * 1024  # CloudWatch Logs caps one event at 256 KiB
@@ -122,9 +121,11 @@ def _joined(group: List[Payload]) -> Tuple[Payload, List[Payload]]:
     return Payload(body, chunks, sum(p.span_count for p in group)), group
 
 
-def resolve_mode(mode: Optional[str], agent_url: Optional[str]) -> str:
+def resolve_mode(mode: Optional[str], agent_url: Optional[str],
+                 settings: Optional[config.ExporterSettings] = None) -> str:
     """``agent`` or ``log`` (see the module docstring)."""
-    settings = config.exporter_settings()
+    if settings is None:
+        settings = config.exporter_settings()
     chosen = (mode or settings.export_mode).strip().lower()
     if chosen in ("agent", "log"):
         return chosen
@@ -139,7 +140,20 @@ def resolve_mode(mode: Optional[str], agent_url: Optional[str]) -> str:
 
 
 class DatadogSpanExporter(SpanExporter):
-    """An OTel ``SpanExporter`` writing Datadog traces; constructible with no arguments."""
+    """An OTel ``SpanExporter`` writing Datadog traces; constructible with no arguments (the
+    ``OTEL_TRACES_EXPORTER=datadog`` entry point), everything else from the environment.
+
+    Keyword-only options, by topic (None: from ``settings``, else the environment):
+
+    * where: ``agent_url``, ``mode`` (``agent``/``log``/``auto``), ``api_version`` (``v0.4`` or
+      ``v0.5``), ``headers`` added to every request, ``out`` (log mode's stream, else stdout);
+    * what the spans say: ``service``, ``env``, ``version``, ``native_span_events``;
+    * bounds: ``timeout`` (seconds, the cap on one flush), ``max_payload_size`` (bytes per
+      request), ``max_buffered_spans`` (kept while the agent is away), ``max_log_line``;
+    * retries of the SDK's background ``export``: ``max_attempts``, ``backoff`` (seconds, doubled);
+    * ``settings``: a ``config.ExporterSettings`` read once by the caller (tests pass one built
+      from a dict); by default the environment is read here, once.
+    """
 
     def __init__(
         self,
@@ -147,43 +161,55 @@ class DatadogSpanExporter(SpanExporter):
         *,
         mode: Optional[str] = None,
         api_version: str = "v0.4",
-        timeout: Optional[float] = None,
-        max_payload_size: int = DEFAULT_MAX_PAYLOAD,
-        max_buffered_spans: int = 5_000,
-        max_attempts: int = 4,
-        backoff: float = 0.05,
+        headers: Optional[Mapping[str, str]] = None,
+        out: Optional[IO[str]] = None,
         service: Optional[str] = None,
         env: Optional[str] = None,
         version: Optional[str] = None,
         native_span_events: Optional[bool] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        out: Optional[IO[str]] = None,
+        timeout: Optional[float] = None,
+        max_payload_size: int = DEFAULT_MAX_PAYLOAD,
+        max_buffered_spans: int = 5_000,
         max_log_line: int = DEFAULT_MAX_LOG_LINE,
+        max_attempts: int = 4,
+        backoff: float = 0.05,
+        settings: Optional[config.ExporterSettings] = None,
     ) -> None:
-        self.mode = resolve_mode(mode, agent_url)
-        self.endpoint: Endpoint = resolve_endpoint(agent_url)
+        if settings is None:
+            settings = config.exporter_settings()
+        self.mode = resolve_mode(mode, agent_url, settings)
+        self.endpoint: Endpoint = resolve_endpoint(agent_url, settings)
         if api_version not in ("v0.4", "v0.5"):
             logger.warning("unsupported Datadog API version %r, using v0.4", api_version)
             api_version = "v0.4"
         self.api_version = api_version
-        self._encoder = V05Encoder() if api_version == "v0.5" else V04Encoder()
+        self._encoder: V04Encoder = V05Encoder() if api_version == "v0.5" else V04Encoder()
         if self.mode == "agent":
             load_msgpack()  # now, at init, rather than during the first invocation's flush
         if native_span_events is None:
-            native_span_events = config.exporter_settings().native_span_events
+            native_span_events = settings.native_span_events
         # native span events only exist in v0.4; elsewhere they travel as the "events" tag
         native = bool(native_span_events) and api_version == "v0.4" and self.mode == "agent"
-        self._mapper = SpanMapper(service=service, env=env, version=version, native_span_events=native)
+        self._mapper = SpanMapper(service=service, env=env, version=version, native_span_events=native,
+                                  settings=settings)
         if timeout is None:
-            timeout = config.exporter_settings().flush_timeout_ms / 1000.0
+            timeout = settings.flush_timeout_ms / 1000.0
         # the cap on every flush, whatever deadline the caller gives
         self.timeout = timeout_seconds(float(timeout) * 1000.0)
         # one count and one warning per cause, whether the mapping or the encoder cut the span
         self.limits = self._encoder.limits = self._mapper.limits
         self.max_payload_size = max(1024, int(max_payload_size))
         self.max_buffered_spans = max(0, int(max_buffered_spans))
+        self.max_log_line = max(1024, int(max_log_line))
         self.max_attempts = max(1, int(max_attempts))
         self.backoff = max(0.0, float(backoff))
+        self._out = out
+        self._extra_headers = dict(headers or {})
+        self._init_state()
+        _register_fork_hook(self)
+
+    def _init_state(self) -> None:
+        """What changes while exporting: connection, buffers, agent health, counters."""
         # Set when a flush gave up on an unavailable agent: later flushes try once, without
         # backoff sleeps, until the agent answers again, so a missing agent costs each
         # invocation one connection attempt rather than the whole retry schedule.
@@ -191,9 +217,6 @@ class DatadogSpanExporter(SpanExporter):
         # Set when a flush reached its deadline with the agent connected but silent (hung,
         # dripping): later flushes only probe it (see _agent_answers) until it answers.
         self._agent_hung = False
-        self.max_log_line = max(1024, int(max_log_line))
-        self._out = out
-        self._extra_headers = dict(headers or {})
         self._headers: Optional[Dict[str, str]] = None
         self._encoded_headers: Optional[bytes] = None
         self._rates_body: Optional[bytes] = None  # the agent's last 2xx body, already parsed
@@ -210,7 +233,6 @@ class DatadogSpanExporter(SpanExporter):
         self.dropped_spans = 0  # evicted from a full buffer, or unsendable after shutdown
         self.rejected_spans = 0  # refused by the agent (400 and such)
         self._log_times: Dict[str, float] = {}
-        _register_fork_hook(self)
 
     # ------------------------------------------------------------ SpanExporter
 
@@ -383,7 +405,8 @@ class DatadogSpanExporter(SpanExporter):
             self._log_times[key] = now
             logger.log(level, message, *args)
 
-    def _request_headers(self, trace_count: int) -> Dict[str, str]:
+    def _fixed_headers(self) -> Dict[str, str]:
+        """The headers every request carries, built once."""
         if self._headers is None:
             info = sys.version_info
             self._headers = {
@@ -396,7 +419,10 @@ class DatadogSpanExporter(SpanExporter):
                 "Datadog-Send-Real-Http-Status": "1",
             }
             self._headers.update(self._extra_headers)
-        headers = dict(self._headers)
+        return self._headers
+
+    def _request_headers(self, trace_count: int) -> Dict[str, str]:
+        headers = dict(self._fixed_headers())
         headers["X-Datadog-Trace-Count"] = str(trace_count)
         return headers
 
@@ -404,13 +430,13 @@ class DatadogSpanExporter(SpanExporter):
         """``_request_headers`` encoded for the wire: the fixed lines are encoded once."""
         fixed = self._encoded_headers
         if fixed is None:
-            headers = self._request_headers(trace_count)
-            if "X-Datadog-Trace-Count" in self._headers:  # set by the caller: keep its place
-                return headers
+            fixed_headers = self._fixed_headers()
+            if "X-Datadog-Trace-Count" in fixed_headers:  # set by the caller: keep its place
+                return self._request_headers(trace_count)
             try:
-                fixed = self._encoded_headers = encode_headers(self._headers)
+                fixed = self._encoded_headers = encode_headers(fixed_headers)
             except UnicodeEncodeError:  # the transport reports it, as for any request
-                return headers
+                return self._request_headers(trace_count)
         return fixed + b"X-Datadog-Trace-Count: %d\r\n" % trace_count
 
     def _agent_answers(self, deadline: float) -> bool:

@@ -31,19 +31,15 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
-from opentelemetry.attributes import BoundedAttributes as _BoundedAttributes
-from opentelemetry.sdk import trace as _sdk_trace
-from opentelemetry.sdk.util import BoundedList as _BoundedList
-from opentelemetry.trace import Link as _Link
-from opentelemetry.trace import SpanContext as _SpanContext
-from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.trace import TraceState as _TraceState
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
-from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
-from otel_dd_lambda.propagators.precedence import FAST_SPAN_CONTEXT
 from otel_dd_lambda import config
 from otel_dd_lambda.limits import (
     ELLIPSIS,
@@ -57,6 +53,7 @@ from otel_dd_lambda.limits import (
     truncate_utf8,
     utf8_len,
 )
+from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
 
 logger = logging.getLogger(__name__)
 
@@ -84,35 +81,100 @@ _KIND_NAMES = {
 _STATUS_NAMES = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
 _ERROR = StatusCode.ERROR
 _NOTHING = object()
-# SDK classes whose fields are read directly (exact types: a subclass may override properties)
-_SDK_SPAN_TYPES = frozenset(
-    t for t in (getattr(_sdk_trace, "ReadableSpan", None), getattr(_sdk_trace, "_Span", None),
-                getattr(_sdk_trace, "Span", None)) if isinstance(t, type)
-)
+
+# ---------------------------------------------------------------- reading OTel SDK spans
+# The one place that knows the SDK's private layout. bench_exporter.py's map + encode takes
+# 2.5x as long through the public properties: each costs ~50 ns, ``.attributes`` wraps the
+# dict in a MappingProxyType that iterates through Python-level methods, ``.events`` copies the
+# list, and ``len()`` of a BoundedList is Python-level. The layout is checked once, at import;
+# on an SDK whose layout differs every span is read through its public properties.
+
 _SPAN_FIELDS = ("_context", "_parent", "_name", "_kind", "_status", "_start_time", "_end_time", "_attributes",
                 "_events", "_links", "_resource", "_instrumentation_scope")
 
-
-def _layout_probe() -> None:
-    """The hot paths read private fields of OTel objects (a property costs ~50 ns each). Checked
-    once here: on an OTel whose layout differs, the type tests below never match, and every
-    object is read through its public properties instead."""
-    global _SDK_SPAN_TYPES, _BoundedAttributes, _TraceState, _Link, _SpanContext
-    probe = _sdk_trace.ReadableSpan(name="probe")
-    if not all(field in probe.__dict__ for field in _SPAN_FIELDS):
-        _SDK_SPAN_TYPES = frozenset()
-    if not hasattr(_BoundedAttributes(), "_dict"):
-        _BoundedAttributes = None  # type: ignore[assignment,misc]
-    if not hasattr(_TraceState(), "_dict"):
-        _TraceState = None  # type: ignore[assignment,misc]
-    link = _Link(_SpanContext(1, 1, False))
-    if not (hasattr(link, "_context") and hasattr(link, "_attributes")):
-        _Link = None  # type: ignore[assignment,misc]
-    if not FAST_SPAN_CONTEXT:
-        _SpanContext = None  # type: ignore[assignment,misc]
+# (trace_id, span_id, parent_id, is_local_root, name, kind, status, start, end, attributes,
+#  events, links, resource, scope)
+SpanParts = Tuple[int, int, int, bool, str, Any, Any, int, int, Mapping[str, Any], Sequence[Any], Sequence[Any],
+                  Any, Any]
 
 
-_layout_probe()
+def _sdk_span_types() -> FrozenSet[type]:
+    """The SDK span classes whose fields ``_span_parts`` may read directly (exact types: a
+    subclass may override the properties), or none when this SDK's layout is not the known one."""
+    probe = sdk_trace.ReadableSpan(name="probe", context=SpanContext(1, 2, False))
+    known = (
+        all(field in probe.__dict__ for field in _SPAN_FIELDS)
+        and isinstance(getattr(BoundedAttributes(), "_dict", None), dict)
+        and hasattr(BoundedList(1), "_dq")
+        and tuple(SpanContext(1, 2, True))[:3] == (1, 2, True)  # (trace_id, span_id, is_remote, ...)
+    )
+    if not known:
+        return frozenset()
+    return frozenset(t for t in (getattr(sdk_trace, "ReadableSpan", None), getattr(sdk_trace, "_Span", None),
+                                 getattr(sdk_trace, "Span", None)) if isinstance(t, type))
+
+
+_SDK_SPAN_TYPES = _sdk_span_types()
+# A BoundedList's deque (its len() is C-level, the list's is not); the SDK's type stub omits it.
+_deque_of = operator.attrgetter("_dq")
+
+
+def _span_parts(span: Any) -> SpanParts:
+    """What the mapping needs of a span, read once."""
+    if type(span) in _SDK_SPAN_TYPES:
+        fields = span.__dict__
+        context = fields["_context"]
+        parent = fields["_parent"]
+        start = fields["_start_time"] or 0
+        raw = fields["_attributes"]
+        events = fields["_events"]
+        links = fields["_links"]
+        if parent is None:
+            parent_id, is_root = 0, True
+        else:
+            parent_id, is_root = parent[1], parent[2]  # a remote parent: this span is the local root
+        return (context[0], context[1], parent_id, is_root, fields["_name"], fields["_kind"], fields["_status"],
+                start, fields["_end_time"] or start,
+                raw._dict if type(raw) is BoundedAttributes else _plain_dict(raw),
+                _deque_of(events) if type(events) is BoundedList else events,
+                _deque_of(links) if type(links) is BoundedList else links,
+                fields["_resource"], fields["_instrumentation_scope"])
+    return _public_span_parts(span)
+
+
+def _public_span_parts(span: Any) -> SpanParts:
+    """``_span_parts`` through the public API (any ``ReadableSpan``, or an SDK of another layout)."""
+    context = span.context
+    parent = span.parent
+    start = span.start_time or 0
+    if parent is None:
+        parent_id, is_root = 0, True
+    else:
+        parent_id, is_root = parent.span_id, parent.is_remote
+    return (context.trace_id, context.span_id, parent_id, is_root, span.name, span.kind, span.status,
+            start, span.end_time or start, _plain_dict(span.attributes), span.events, span.links,
+            span.resource, span.instrumentation_scope)
+
+
+def _plain_dict(attributes: Any) -> Mapping[str, Any]:
+    """The attributes as a plain dict, without copying when possible.
+
+    The SDK's BoundedAttributes keeps a dict inside (read directly: iterating the Mapping is
+    several times slower); any other mapping is copied.
+    """
+    if attributes is None:
+        return {}
+    if type(attributes) is dict:
+        return attributes
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    try:
+        return dict(attributes)
+    except Exception:  # a broken mapping must not break the export
+        return {}
+
+
 # attributes that set span fields and are not repeated as tags (as in Datadog's OTLP ingest)
 _DD_CONVENTION_KEYS = frozenset(("service.name", "operation.name", "resource.name", "span.type"))
 _SERVER = SpanKind.SERVER
@@ -175,26 +237,6 @@ def _db_type(system: str) -> str:
     if system in _SQL_SYSTEMS:
         return "sql"
     return _DB_TYPES.get(system, "db")
-
-
-def _plain_dict(attributes: Any) -> Mapping[str, Any]:
-    """The attributes as a plain dict, without copying when possible.
-
-    ``ReadableSpan.attributes`` wraps the SDK's BoundedAttributes in a MappingProxyType, whose
-    iteration goes through Python-level Mapping methods: reading the dict inside is several
-    times faster. Falls back to a copy for any other mapping.
-    """
-    if attributes is None:
-        return {}
-    if type(attributes) is dict:
-        return attributes
-    inner = getattr(attributes, "_dict", None)
-    if isinstance(inner, dict):
-        return inner
-    try:
-        return dict(attributes)
-    except Exception:  # a broken mapping must not break the export
-        return {}
 
 
 def fix_big_ints(chunks: List[Chunk]) -> None:
@@ -273,7 +315,7 @@ class _ResourceInfo:
         # (telemetry.sdk.*, cloud.*, faas.*, host.*...) and go on the first span and the local
         # roots of each chunk, as ddtrace does with process tags and datadog_lambda with the
         # function tags: a third of the payload and of the mapping time otherwise.
-        self.meta = {k: meta.pop(k) for k in ("env", "version") if k in meta}
+        self.meta: Dict[str, str] = {k: meta.pop(k) for k in ("env", "version") if k in meta}
         self.chunk_meta = meta
         self.metrics = metrics
         # only the semantic keys of the resource, so span lookups can skip it when empty
@@ -290,8 +332,10 @@ class SpanMapper:
         version: Optional[str] = None,
         native_span_events: bool = False,
         keep_url_query: Optional[bool] = None,
+        settings: Optional[config.ExporterSettings] = None,
     ) -> None:
-        settings = config.exporter_settings()
+        if settings is None:
+            settings = config.exporter_settings()
         self._service = service or settings.service
         self._env = env or settings.env
         self._version = version or settings.version
@@ -333,12 +377,7 @@ class SpanMapper:
         return entry[1]
 
     def _dd_state(self, trace_state: Any) -> Optional[DDState]:
-        if type(trace_state) is _TraceState:  # its len() and get() are Python-level
-            value = trace_state._dict.get("dd")
-        elif not trace_state:
-            return None
-        else:
-            value = trace_state.get("dd")
+        value = trace_state.get("dd") if trace_state else None
         if not value:
             return None
         states = self._states
@@ -465,6 +504,9 @@ class SpanMapper:
 
     def _tag_chunk(self, trace_id: int, chunk: Chunk, head_base: "_Base",
                    roots: Optional[List[Tuple[DDSpan, Any, "_Base"]]]) -> None:
+        """Chunk-level tags: on the head, ``_dd.p.tid``; on each local root (or the head of a
+        partial chunk), resource tags, sampling priority, ``_dd.p.*`` and ``_dd.parent_id``;
+        ``_dd.origin`` on every span when the propagated state names one."""
         full_id = "%032x" % trace_id  # the agent's otel.trace_id: the whole 128-bit id
         head = chunk[0]
         _add_chunk_meta(head, head_base.chunk_meta, full_id)
@@ -475,41 +517,35 @@ class SpanMapper:
             # a partial chunk (the root has not ended yet): like ddtrace, tag its first span
             roots = [(head, None, head_base)]
         origin = None
-        dd_state = self._dd_state
         for dd_span, span, base in roots:
             if dd_span is not head:
                 _add_chunk_meta(dd_span, base.chunk_meta, full_id)
-            if span is None:
-                context = parent = None
-            elif type(span) in _SDK_SPAN_TYPES:  # fields directly, as in _map_span
-                fields = span.__dict__
-                context = fields["_context"]
-                parent = fields["_parent"]
-            else:
-                context = span.context
-                parent = span.parent
-            if context is not None:
-                state = dd_state(context.trace_state)
-                sampled = bool(context.trace_flags & 1)
-            else:
-                state = None
-                sampled = True
-            dd_span["metrics"]["_sampling_priority_v1"] = sampling_priority(sampled, state)
-            if state is not None:
-                meta = dd_span["meta"]
-                for key, value in state.tags.items():
-                    if key != "_dd.p.tid":  # the tid comes from the trace id itself
-                        meta.setdefault(key, value)
-                if state.origin:
-                    origin = state.origin
-            if parent is not None:
-                parent_state = dd_state(parent.trace_state)
-                if parent_state is not None and parent_state.last_parent and \
-                        parent_state.last_parent != "0000000000000000":
-                    dd_span["meta"]["_dd.parent_id"] = parent_state.last_parent
+            origin = self._tag_root(dd_span, span) or origin
         if origin:
             for dd_span in chunk:
                 dd_span["meta"].setdefault("_dd.origin", origin)
+
+    def _tag_root(self, dd_span: DDSpan, span: Any) -> Optional[str]:
+        """Sampling priority and propagated tags of a local root; returns the origin, if any."""
+        context = parent = None
+        if span is not None:
+            context = span.context
+            parent = span.parent
+        state = self._dd_state(context.trace_state) if context is not None else None
+        sampled = bool(context.trace_flags & 1) if context is not None else True
+        dd_span["metrics"]["_sampling_priority_v1"] = sampling_priority(sampled, state)
+        if parent is not None:
+            parent_state = self._dd_state(parent.trace_state)
+            if parent_state is not None and parent_state.last_parent and \
+                    parent_state.last_parent != "0000000000000000":
+                dd_span["meta"]["_dd.parent_id"] = parent_state.last_parent
+        if state is None:
+            return None
+        meta = dd_span["meta"]
+        for key, value in state.tags.items():
+            if key != "_dd.p.tid":  # the tid comes from the trace id itself
+                meta.setdefault(key, value)
+        return state.origin or None
 
     def map_span(self, span: Any) -> DDSpan:
         """One span alone (no chunk-level tags)."""
@@ -517,40 +553,8 @@ class SpanMapper:
 
     def _map_span(self, span: Any) -> Tuple[DDSpan, int, bool, "_Base"]:
         """The Datadog span, its full trace id, whether it is a local root, and its base."""
-        if type(span) in _SDK_SPAN_TYPES:
-            # an SDK span: read its fields directly, the properties cost ~50 ns each (and
-            # .attributes wraps the dict in a MappingProxyType that is slow to iterate);
-            # SpanContext is a tuple (trace_id, span_id, is_remote, flags, state, valid)
-            fields = span.__dict__
-            context = fields["_context"]
-            parent = fields["_parent"]
-            name = fields["_name"]
-            kind = fields["_kind"]
-            status = fields["_status"]
-            start = fields["_start_time"] or 0
-            end = fields["_end_time"] or start
-            raw = fields["_attributes"]
-            events = fields["_events"]
-            links = fields["_links"]
-            resource_obj = fields["_resource"]
-            scope = fields["_instrumentation_scope"]
-        else:
-            context = span.context
-            parent = span.parent
-            name = span.name
-            kind = span.kind
-            status = span.status
-            start = span.start_time or 0
-            end = span.end_time or start
-            raw = span.attributes
-            events = span.events
-            links = span.links
-            resource_obj = span.resource
-            scope = span.instrumentation_scope
-        if type(raw) is _BoundedAttributes:
-            attributes = raw._dict
-        else:
-            attributes = raw if type(raw) is dict else _plain_dict(raw)
+        (trace_id, span_id, parent_id, is_root, name, kind, status, start, end, attributes, events, links,
+         resource_obj, scope) = _span_parts(span)
         status_code = status.status_code
         last = self._last  # consecutive spans nearly always share resource, scope, kind, status
         base = last[4]
@@ -574,7 +578,6 @@ class SpanMapper:
                 meta[key] = "true" if value else "false"
             else:
                 meta[key] = _to_str(value)
-
         if base.semantic or not _SPECIAL_KEYS.isdisjoint(attributes):
             dd_resource, op_name, span_type, service = self._special(
                 attributes, meta, metrics, base, kind, name)
@@ -584,17 +587,9 @@ class SpanMapper:
             dd_resource = name
             span_type = base.span_type
 
-
-        trace_id = context[0]
-        if parent is None:
-            parent_id = 0
-            is_root = True
-        else:
-            parent_id = parent[1]
-            is_root = parent[2]  # a remote parent: this span is the local root
         dd_span: DDSpan = {
             "trace_id": trace_id & _LOW64,
-            "span_id": context[1],
+            "span_id": span_id,
             "parent_id": parent_id,
             "start": start,
             "duration": end - start if end > start else 0,
@@ -606,10 +601,14 @@ class SpanMapper:
             "meta": meta,
             "metrics": metrics,
         }
+        if status_code is _ERROR or events or links:
+            self._add_error_events_links(dd_span, status, events, links)
+        return dd_span, trace_id, is_root, base
 
-        if events.__class__ is _BoundedList:  # its len() is Python-level; the deque's is not
-            events = events._dq
-        if status_code is _ERROR:  # (OTel keeps a description only on ERROR)
+    def _add_error_events_links(self, dd_span: DDSpan, status: Any, events: Sequence[Any],
+                                links: Sequence[Any]) -> None:
+        meta = dd_span["meta"]
+        if status.status_code is _ERROR:  # (OTel keeps a description only on ERROR)
             dd_span["error"] = 1
             if status.description:
                 meta["otel.status_description"] = status.description
@@ -623,12 +622,8 @@ class SpanMapper:
                 dd_span["span_events"] = [_native_event(e) for e in events]
             else:
                 meta["events"] = _events_json(events, self.limits)
-
-        if links.__class__ is _BoundedList:
-            links = links._dq
         if links:
             dd_span["span_links"] = [_link(link) for link in links]
-        return dd_span, trace_id, is_root, base
 
     @staticmethod
     def _special(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
@@ -642,21 +637,7 @@ class SpanMapper:
         if type(service) is not str or not service:
             service = base.service
 
-        semantic = base.semantic
-        if semantic or not _SEMANTIC_KEYS.isdisjoint(attributes):
-            lookup = semantic.copy() if semantic else {}
-            for key in _SEMANTIC_KEYS.intersection(attributes):
-                lookup[key] = attributes[key]
-                if key in _DD_CONVENTION_KEYS:
-                    meta.pop(key, None)
-            code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
-            if code is not None and "http.status_code" not in metrics:
-                try:
-                    metrics["http.status_code"] = float(code)
-                except (TypeError, ValueError):
-                    pass
-        else:
-            lookup = None
+        lookup = _semantic_lookup(attributes, meta, metrics, base.semantic)
         invocation = "faas.invocation_id" in attributes
         # Datadog's serverless conventions name the invocation span unless it names itself:
         # the semantic-convention rules only run for what they would decide
@@ -674,18 +655,42 @@ class SpanMapper:
             span_type = _span_type(kind, lookup) if lookup is not None else base.span_type
 
         if invocation:
-            meta.setdefault("_dd.origin", "lambda")
-            meta["request_id"] = _to_str(attributes["faas.invocation_id"])
-            if "cold_start" not in meta:
-                cold = attributes.get("faas.coldstart")
-                if cold is not None:
-                    meta["cold_start"] = "true" if cold is True or cold == "true" else "false"
-            if "function_arn" not in meta:
-                arn = attributes.get("cloud.resource_id") or base.function_arn
-                if arn:
-                    meta["function_arn"] = _to_str(arn)
-
+            _invocation_tags(attributes, meta, base)
         return dd_resource, op_name, span_type, service
+
+
+def _semantic_lookup(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
+                     semantic: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The semantic-convention keys of the resource and the span (the span's win), or None when
+    neither has any. Datadog's convention keys leave ``meta``; the HTTP status becomes a metric."""
+    if not semantic and _SEMANTIC_KEYS.isdisjoint(attributes):
+        return None
+    lookup = semantic.copy() if semantic else {}
+    for key in _SEMANTIC_KEYS.intersection(attributes):
+        lookup[key] = attributes[key]
+        if key in _DD_CONVENTION_KEYS:
+            meta.pop(key, None)
+    code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
+    if code is not None and "http.status_code" not in metrics:
+        try:
+            metrics["http.status_code"] = float(code)
+        except (TypeError, ValueError):
+            pass
+    return lookup
+
+
+def _invocation_tags(attributes: Mapping[str, Any], meta: Dict[str, str], base: "_Base") -> None:
+    """Datadog's serverless tags on the Lambda invocation span."""
+    meta.setdefault("_dd.origin", "lambda")
+    meta["request_id"] = _to_str(attributes["faas.invocation_id"])
+    if "cold_start" not in meta:
+        cold = attributes.get("faas.coldstart")
+        if cold is not None:
+            meta["cold_start"] = "true" if cold is True or cold == "true" else "false"
+    if "function_arn" not in meta:
+        arn = attributes.get("cloud.resource_id") or base.function_arn
+        if arn:
+            meta["function_arn"] = _to_str(arn)
 
 
 def _bound_strings(mapping: Dict[str, Any], key_limit: int, value_limit: Optional[int]) -> int:
@@ -829,7 +834,12 @@ def shrink_span(span: DDSpan, size_of: Callable[[DDSpan], int], limit: int) -> O
             size = size_of(span)
             if size <= limit:
                 return span
-    # the skeleton: identifying tags only, short fields, underscore metrics (sampling priority)
+    return _skeleton(span, meta, size_of, limit)
+
+
+def _skeleton(span: DDSpan, meta: Dict[str, Any], size_of: Callable[[DDSpan], int], limit: int) -> Optional[DDSpan]:
+    """``shrink_span``'s last resort: identifying tags only, short fields, underscore metrics
+    (sampling priority); None when even that does not fit."""
     skeleton = {k: truncate_utf8(v, 256, ELLIPSIS) for k, v in meta.items() if k in _KEEP_WHOLE}
     if "error.msg" in meta:
         skeleton["error.msg"] = truncate_utf8(meta["error.msg"], _MESSAGE_KEEP, ELLIPSIS)
@@ -1081,57 +1091,41 @@ def _native_event(event: Any) -> Dict[str, Any]:
 
 
 def _link(link: Any) -> Dict[str, Any]:
-    if type(link) is _Link:  # the API's Link: its fields directly, not through properties
-        context = link._context
-        attributes = link._attributes
-    else:
-        context = link.context
-        attributes = link.attributes
-    if type(context) is _SpanContext:  # a tuple (trace_id, span_id, is_remote, flags, state, valid)
-        trace_id = context[0]
-        span_id = context[1]
-        trace_flags = context[3]
-        trace_state = context[4]
-    else:
-        trace_id = context.trace_id
-        span_id = context.span_id
-        trace_flags = context.trace_flags
-        trace_state = context.trace_state
+    context = link.context
+    trace_id = context.trace_id
+    span_id = context.span_id
     out: Dict[str, Any] = {
         "trace_id": trace_id & _LOW64,
         "trace_id_high": trace_id >> 64,
         "span_id": span_id,
     }
-    if type(attributes) is _BoundedAttributes:
-        attributes = attributes._dict
-    elif type(attributes) is not dict:
-        attributes = _plain_dict(attributes)
+    attributes = _plain_dict(link.attributes)
     if attributes:
-        flat: Dict[str, str] = {}
-        for key, value in attributes.items():
-            if type(value) is str:
-                flat[key] = value
-            elif isinstance(value, (list, tuple)):
-                # Datadog's link attributes are str -> str: sequences become key.0, key.1, ...
-                for index, item in enumerate(value):
-                    flat["%s.%d" % (key, index)] = _to_str(item) if type(item) is not str else item
-            else:
-                flat[key] = _to_str(value)
-        if flat and max(map(len, flat.values())) > _SAFE_VALUE_CHARS or max(map(len, flat)) > _SAFE_KEY_CHARS:
-            _bound_strings(flat, MAX_META_KEY, MAX_META_VALUE)
-        out["attributes"] = flat
-    if type(trace_state) is _TraceState:
-        # TraceState.to_header() without its generator; its len() is Python-level
-        members = trace_state._dict
-        if members:
-            out["tracestate"] = ",".join([key + "=" + value for key, value in members.items()])
-    elif trace_state:
+        out["attributes"] = _link_attributes(attributes)
+    trace_state = context.trace_state
+    if trace_state:
         out["tracestate"] = trace_state.to_header()
     if trace_id or span_id:
-        out["flags"] = int(trace_flags) | _FLAGS_SET
+        out["flags"] = int(context.trace_flags) | _FLAGS_SET
     else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
         del out["trace_id_high"]
     return out
+
+
+def _link_attributes(attributes: Mapping[str, Any]) -> Dict[str, str]:
+    """Datadog's link attributes are str -> str: sequences become ``key.0``, ``key.1``, ..."""
+    flat: Dict[str, str] = {}
+    for key, value in attributes.items():
+        if type(value) is str:
+            flat[key] = value
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                flat["%s.%d" % (key, index)] = _to_str(item) if type(item) is not str else item
+        else:
+            flat[key] = _to_str(value)
+    if flat and (max(map(len, flat.values())) > _SAFE_VALUE_CHARS or max(map(len, flat)) > _SAFE_KEY_CHARS):
+        _bound_strings(flat, MAX_META_KEY, MAX_META_VALUE)
+    return flat
 
 
 def links_json(links: List[Dict[str, Any]]) -> str:

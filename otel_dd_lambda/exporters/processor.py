@@ -26,22 +26,11 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otel_dd_lambda import config
 from otel_dd_lambda.exporters.deadline import timeout_millis as timeout_millis_of
 from otel_dd_lambda.exporters.deadline import timeout_seconds
 
 logger = logging.getLogger(__name__)
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        value = int(os.environ.get(name, ""))
-        return value if value > 0 else default
-    except ValueError:
-        return default
-
-
-def in_lambda() -> bool:
-    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 class LambdaSpanProcessor(SpanProcessor):
@@ -58,10 +47,14 @@ class LambdaSpanProcessor(SpanProcessor):
         export_timeout_millis: float = 30000,
     ) -> None:
         self.exporter = exporter
-        if max_queue_size is None:
-            max_queue_size = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        if max_queue_size is None or background is None:
+            settings = config.exporter_settings()
+            if max_queue_size is None:
+                max_queue_size = settings.max_queue_size
+            if background is None:
+                background = not settings.in_lambda
         self.max_queue_size = max(1, int(max_queue_size))
-        self.background = (not in_lambda()) if background is None else bool(background)
+        self.background = bool(background)
         self._batch: Optional[SpanProcessor] = None
         if self.background:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -184,5 +177,5 @@ class LambdaSpanProcessor(SpanProcessor):
         self._spans = []
 
 
-__all__ = ["LambdaSpanProcessor", "in_lambda"]
+__all__ = ["LambdaSpanProcessor"]
 

@@ -70,9 +70,12 @@ def parse_agent_url(url: str) -> Optional[Endpoint]:
         return None
 
 
-def resolve_endpoint(agent_url: Optional[str] = None) -> Endpoint:
-    """``agent_url``, else ``DD_TRACE_AGENT_URL``, else ``DD_AGENT_HOST``+``DD_TRACE_AGENT_PORT``."""
-    settings = config.exporter_settings()
+def resolve_endpoint(agent_url: Optional[str] = None,
+                     settings: Optional[config.ExporterSettings] = None) -> Endpoint:
+    """``agent_url``, else ``DD_TRACE_AGENT_URL``, else ``DD_AGENT_HOST``+``DD_TRACE_AGENT_PORT``
+    (read from ``settings``, by default the environment now)."""
+    if settings is None:
+        settings = config.exporter_settings()
     for candidate in (agent_url, settings.agent_url):
         if candidate:
             endpoint = parse_agent_url(candidate)
@@ -184,13 +187,9 @@ class _Reader:
             raise DeadlineExceeded("no answer before the deadline") from None
 
 
-def _read_response(recv: Any, max_response: int) -> Tuple[int, bytes, bool, bool]:
-    """``(status, body, will_close, complete)`` of one HTTP/1.x response.
-
-    ``body`` holds at most ``max_response`` bytes; a longer body is not read to its end
-    (``will_close``: the connection is dropped with the rest). The deadline reached inside the
-    body gives ``complete=False`` with the status known: what the agent decided is not lost.
-    """
+def _read_head(recv: Any) -> Tuple[str, int, List[str], bytes]:
+    """``(version, status, header lines, bytes after the header)`` of the final response, 1xx
+    interim responses skipped."""
     buf = b""
     for _ in range(_MAX_INTERIM + 1):
         end = buf.find(b"\r\n\r\n")
@@ -212,14 +211,17 @@ def _read_response(recv: Any, max_response: int) -> Tuple[int, bytes, bool, bool
             raise ProtocolError("bad status line %r" % head[0][:80])
         status = int(status_line[1])
         if not 100 <= status < 200:
-            break
+            return status_line[0], status, head[1:], rest
         buf = rest  # 100 Continue and friends: the real answer follows
-    else:
-        raise ProtocolError("too many interim responses")
-    # only three headers matter; a repeated one counts with its last value
+    raise ProtocolError("too many interim responses")
+
+
+def _framing(lines: List[str]) -> Tuple[str, str, Optional[str]]:
+    """``(connection, transfer-encoding, content-length)``, lower-cased where it matters: the
+    only headers that matter; a repeated one counts with its last value."""
     connection = transfer_encoding = ""
     length_text = None
-    for line in head[1:]:
+    for line in lines:
         key, sep, value = line.partition(":")
         if sep:
             key = key.strip().lower()
@@ -229,30 +231,43 @@ def _read_response(recv: Any, max_response: int) -> Tuple[int, bytes, bool, bool
                 connection = value.strip()
             elif key == "transfer-encoding":
                 transfer_encoding = value.strip()
-    connection = connection.lower()
-    will_close = "close" in connection or (status_line[0] == "HTTP/1.0" and "keep-alive" not in connection)
+    return connection.lower(), transfer_encoding.lower(), length_text
+
+
+def _content_length(text: str) -> int:
+    try:
+        length = int(text)
+        if length < 0:
+            raise ValueError
+    except ValueError:
+        raise ProtocolError("bad Content-Length %r" % text[:40]) from None
+    return length
+
+
+def _read_response(recv: Any, max_response: int) -> Tuple[int, bytes, bool, bool]:
+    """``(status, body, will_close, complete)`` of one HTTP/1.x response.
+
+    ``body`` holds at most ``max_response`` bytes; a longer body is not read to its end
+    (``will_close``: the connection is dropped with the rest). The deadline reached inside the
+    body gives ``complete=False`` with the status known: what the agent decided is not lost.
+    """
+    version, status, lines, rest = _read_head(recv)
+    connection, transfer_encoding, length_text = _framing(lines)
+    will_close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
     if status in (204, 304):
         return status, b"", will_close, True
     parts: List[bytes] = []
     try:
-        if "chunked" in transfer_encoding.lower():
-            if not _read_chunked(recv, rest, parts, max_response):
-                will_close = True
+        if "chunked" in transfer_encoding:
+            read_whole = _read_chunked(recv, rest, parts, max_response)
         elif length_text is None:  # delimited by the end of the connection
             will_close = True
-            _read_upto(recv, rest, parts, max_response, None)
+            read_whole = _read_upto(recv, rest, parts, max_response, None)
         else:
-            try:
-                length = int(length_text)
-                if length < 0:
-                    raise ValueError
-            except ValueError:
-                raise ProtocolError("bad Content-Length %r" % length_text[:40]) from None
-            if not _read_upto(recv, rest, parts, max_response, length):
-                will_close = True
+            read_whole = _read_upto(recv, rest, parts, max_response, _content_length(length_text))
     except DeadlineExceeded:
         return status, b"".join(parts)[:max_response], True, False
-    return status, b"".join(parts)[:max_response], will_close, True
+    return status, b"".join(parts)[:max_response], will_close or not read_whole, True
 
 
 def _read_upto(recv: Any, buf: bytes, parts: List[bytes], limit: int, length: Optional[int]) -> bool:
@@ -279,41 +294,54 @@ def _read_upto(recv: Any, buf: bytes, parts: List[bytes], limit: int, length: Op
     return False  # over the limit: the rest goes with the connection
 
 
+def _read_line(recv: Any, buf: bytes, limit: int, what: str) -> Optional[Tuple[bytes, bytes]]:
+    """``(line, rest)`` of the CRLF-terminated line at the start of ``buf``, reading more as
+    needed (a line over ``limit`` bytes is a protocol error); None if the connection ends first."""
+    eol = buf.find(b"\r\n")
+    while eol < 0:
+        if len(buf) > limit:
+            raise ProtocolError(what + " too long")
+        data = recv(65536)
+        if not data:
+            return None
+        buf += data
+        eol = buf.find(b"\r\n")
+    return buf[:eol], buf[eol + 2:]
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        size = int(line.split(b";", 1)[0].strip(), 16)
+        if size < 0:
+            raise ValueError
+    except ValueError:
+        raise ProtocolError("bad chunk size") from None
+    return size
+
+
+def _read_trailers(recv: Any, buf: bytes) -> bool:
+    """Trailers up to the empty line (bounded like a header block); True when the connection
+    can be reused (it ended there, nothing after the body)."""
+    while True:
+        read = _read_line(recv, buf, _MAX_HEADER, "chunked trailers")
+        if read is None:
+            return False
+        line, buf = read
+        if not line:
+            return not buf  # bytes after the body: the connection is not reusable
+
+
 def _read_chunked(recv: Any, buf: bytes, parts: List[bytes], limit: int) -> bool:
     """A chunked body into ``parts`` (at most ``limit`` bytes); True when read to its end."""
     kept = 0
     while True:
-        eol = buf.find(b"\r\n")
-        while eol < 0:
-            if len(buf) > _MAX_LINE:
-                raise ProtocolError("chunk size line too long")
-            data = recv(65536)
-            if not data:
-                raise ProtocolError("connection closed inside a chunked body")
-            buf += data
-            eol = buf.find(b"\r\n")
-        try:
-            size = int(buf[:eol].split(b";", 1)[0].strip(), 16)
-            if size < 0:
-                raise ValueError
-        except ValueError:
-            raise ProtocolError("bad chunk size") from None
-        buf = buf[eol + 2:]
+        read = _read_line(recv, buf, _MAX_LINE, "chunk size line")
+        if read is None:
+            raise ProtocolError("connection closed inside a chunked body")
+        line, buf = read
+        size = _chunk_size(line)
         if size == 0:
-            # trailers, up to the empty line (bounded like a header block)
-            while True:
-                eol = buf.find(b"\r\n")
-                while eol < 0:
-                    if len(buf) > _MAX_HEADER:
-                        raise ProtocolError("chunked trailers too long")
-                    data = recv(65536)
-                    if not data:
-                        return False
-                    buf += data
-                    eol = buf.find(b"\r\n")
-                line, buf = buf[:eol], buf[eol + 2:]
-                if not line:
-                    return not buf  # bytes after the body: the connection is not reusable
+            return _read_trailers(recv, buf)
         if kept + size > limit:
             parts.append(buf[:limit - kept])
             return False  # a body over the bound: dropped with the connection
@@ -408,30 +436,36 @@ class AgentTransport:
         """
         block = headers if isinstance(headers, bytes) else encode_headers(headers)
         tail = b"Content-Length: %d\r\n\r\n" % len(body)
-        for attempt in (0, 1):
-            conn = self._connection()
-            reused = conn.sock is not None
-            try:
-                if not reused:
-                    conn.connect(deadline)
-                sock = conn.sock
-                # header block and body in one send: a separate small write waits for the
-                # peer's delayed ACK under Nagle's algorithm (~40 ms per request)
-                self._send_all(sock, b"".join((self._head(method, path, conn.host_header), block, tail, body)),
-                               deadline)
-                status, data, will_close, complete = _read_response(_Reader(sock, deadline).recv,
-                                                                    self._max_response)
-                if will_close or not complete:
-                    self.close()
-                return Response(status, data, complete)
-            except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                self.close()
-                if not reused or attempt:
-                    raise error
-            except BaseException:
-                self.close()
+        reused = self._conn is not None and self._conn.sock is not None and self._pid == os.getpid()
+        try:
+            return self._exchange(method, path, block, tail, body, deadline)
+        except (RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            if not reused:
                 raise
-        raise ConnectionError("unreachable")  # pragma: no cover
+        # the idle keep-alive connection was closed by the server: once more, on a new one
+        return self._exchange(method, path, block, tail, body, deadline)
+
+    def _exchange(self, method: str, path: str, block: bytes, tail: bytes, body: bytes,
+                  deadline: float) -> Response:
+        """One request and its answer on the current connection (opened if needed); the
+        connection is closed on any failure or when the answer says so."""
+        conn = self._connection()
+        try:
+            if conn.sock is None:
+                conn.connect(deadline)
+            sock = conn.sock
+            # header block and body in one send: a separate small write waits for the
+            # peer's delayed ACK under Nagle's algorithm (~40 ms per request)
+            self._send_all(sock, b"".join((self._head(method, path, conn.host_header), block, tail, body)),
+                           deadline)
+            status, data, will_close, complete = _read_response(_Reader(sock, deadline).recv,
+                                                                self._max_response)
+        except BaseException:
+            self.close()
+            raise
+        if will_close or not complete:
+            self.close()
+        return Response(status, data, complete)
 
     def probe(self, method: str, path: str, body: bytes, headers: bytes, wait: float,
               max_age: float) -> bool:
