@@ -329,7 +329,7 @@ def test_tags_state_fast_paths_match_the_general_path(raw: str, trailing_comma: 
      "\u0666548f5b200000000"[:16], "0000000000000000", "6548f5b20000000g"],
 )
 def test_a_tid_only_tag_that_is_not_16_lowercase_hex_digits_keeps_the_64_bit_trace(tid: str) -> None:
-    # The one-tag fast path checks the tid by formatting it back; it must agree with ids.parse_tid.
+    # The one-tag fast path and the general path both check the tid with ids.parse_tid.
     assert not ids.parse_tid(tid)  # invalid, or a zero high half
     headers = {"x-datadog-trace-id": "9", "x-datadog-parent-id": "2", "x-datadog-tags": "_dd.p.tid=" + tid}
     span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()

@@ -21,12 +21,12 @@ from opentelemetry.propagators.textmap import (
     TextMapPropagator,
     default_setter,
 )
-from opentelemetry.trace import SpanContext, TraceState
+from opentelemetry.trace import SpanContext
 
 from .. import ids
 from . import ddstate
 from .headers import HeaderReader, logger, reader, write_headers
-from .precedence import FAST_SPAN_CONTEXT, NOT_SAMPLED, SAMPLED, _new_trace_state, _new_tuple, dd_span_context, merge_into
+from .precedence import dd_span_context, merge_into
 
 TRACE_ID = "x-datadog-trace-id"
 PARENT_ID = "x-datadog-parent-id"
@@ -76,12 +76,6 @@ def parse_tags(value: Optional[str]) -> Optional[Dict[str, str]]:
 
 
 _TID_ONLY_CHARS = len("_dd.p.tid=") + 16
-_MAX_UINT64, _AUTO_KEEP = ids.MAX_UINT64, ids.AUTO_KEEP  # module constants: no attribute lookups
-_KNOWN_PRIORITIES = {str(p): p for p in (ids.USER_REJECT, ids.AUTO_REJECT, ids.AUTO_KEEP, ids.USER_KEEP)}
-# The dd= member of a context whose only tag is the tid, up to the tid (a concatenation costs a
-# third of a "%" format).
-_TID_MEMBER_HEADS = {p: "s:%d;t.tid:" % p for p in _KNOWN_PRIORITIES.values()}
-_PRIORITY_MEMBERS = {p: ddstate.format_dd_member(p, None, None) for p in _KNOWN_PRIORITIES.values()}
 
 
 def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -> Tuple[int, str]:
@@ -90,12 +84,10 @@ def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -
         return 0, ddstate.format_dd_member(priority, origin, None)
     if not origin and len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
         # What ddtrace and our injectors write when no other tag is set: the high half alone.
-        tid = raw_tags[10:]
-        # ids.parse_tid inlined (this is every request's path): 16 lowercase hex digits.
-        if tid.isascii() and not tid.encode().translate(None, _LOWER_HEX_BYTES):
-            high = int(tid, 16)
-            if high:
-                return high, "s:%d;t.tid:%s" % (priority, tid)
+        raw_tid = raw_tags[10:]
+        high = ids.parse_tid(raw_tid)
+        if high:
+            return high, "s:%d;t.tid:%s" % (priority, raw_tid)
     elif len(raw_tags) <= MAX_TAGS_CHARS and _plain_tags_fullmatch(raw_tags) and _UPSTREAM_SERVICES not in raw_tags:
         state = _plain_tags_state(raw_tags, origin, priority)
         if state is not None:
@@ -119,15 +111,15 @@ _PLAIN_KEY = r"_dd\.p\.[\x21-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
 _PLAIN_VALUE = r"[\x20-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
 _PLAIN_TAGS = "{k}={v}(?:,{k}={v})*".format(k=_PLAIN_KEY, v=_PLAIN_VALUE)
 _UPSTREAM_SERVICES = "_dd.p.upstream_services="
-_LOWER_HEX_BYTES = b"0123456789abcdef"
+_plain_tags_pattern: Optional["re.Pattern[str]"] = None
 
 
 def _plain_tags_fullmatch(text: str) -> Optional["re.Match[str]"]:
-    """``_PLAIN_TAGS`` full match. Compiled on first use (not at import: cold start), after
-    which this name is the compiled pattern's own C method."""
-    global _plain_tags_fullmatch
-    _plain_tags_fullmatch = re.compile(_PLAIN_TAGS).fullmatch
-    return _plain_tags_fullmatch(text)
+    """``_PLAIN_TAGS`` full match, compiled on first use (not at import: cold start)."""
+    global _plain_tags_pattern
+    if _plain_tags_pattern is None:
+        _plain_tags_pattern = re.compile(_PLAIN_TAGS)
+    return _plain_tags_pattern.fullmatch(text)
 
 
 def _plain_tags_state(raw_tags: str, origin: Optional[str], priority: int) -> Optional[Tuple[int, str]]:
@@ -158,74 +150,33 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     raw_trace_id = get(TRACE_ID)
     if raw_trace_id is None:
         return None
-    raw_parent = get(PARENT_ID)
-    # ids.parse_dd_id for both ids, inlined (every request's path): 1-20 ASCII digits, then
-    # 1 .. 2**64-1. bytes.isdigit is ASCII-only and False for b"" (str.isdigit admits other
-    # scripts' digits, and costs more). A reader returns str or None.
-    try:
-        valid = (
-            type(raw_trace_id) is str
-            and type(raw_parent) is str
-            and len(raw_trace_id) <= 20
-            and len(raw_parent) <= 20
-            and raw_trace_id.encode().isdigit()
-            and raw_parent.encode().isdigit()
-        )
-    except UnicodeEncodeError:  # a lone surrogate
-        valid = False
-    if valid:
-        low = int(raw_trace_id)
-        parent = int(raw_parent)
-        if not (0 < low <= _MAX_UINT64 and 0 < parent <= _MAX_UINT64):
-            return _invalid_ids(raw_trace_id)
-    else:
-        return _invalid_ids(raw_trace_id)
-    raw_priority = get(SAMPLING_PRIORITY)
-    priority = _AUTO_KEEP  # a context without a priority is still a context: sampled
-    if raw_priority is not None:
-        parsed = _KNOWN_PRIORITIES.get(raw_priority)  # "1", "2", ...: without a call
-        if parsed is None:
-            parsed = ids.parse_priority(raw_priority)
-        if parsed is not None:
-            priority = parsed
-        else:
-            logger.debug("x-datadog-sampling-priority %r invalid: priority 1", raw_priority[:16])
+    low = ids.parse_dd_id(raw_trace_id)
+    if low is None:
+        logger.debug("x-datadog-trace-id %r invalid: no Datadog context", raw_trace_id[:32])
+        return None
+    parent = ids.parse_dd_id(get(PARENT_ID))
+    if parent is None:
+        logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
+        return None
+    priority = _priority(get(SAMPLING_PRIORITY))
     origin = get(ORIGIN)
     if origin is not None and (len(origin) > MAX_ORIGIN_CHARS or not _printable_ascii(origin)):
         logger.debug("x-datadog-origin malformed: ignored")
         origin = None
-    raw_tags = get(TAGS)
-    if not origin and type(raw_tags) is str and len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
-        # _tags_state's first branch, inlined (what ddtrace and our injectors write when no other
-        # tag is set: the high half alone); anything else goes through _tags_state itself.
-        tid = raw_tags[10:]
-        try:
-            high = int(tid, 16)
-        except ValueError:
-            high = 0
-        # Formatting back is the exact check for 16 lowercase hex digits: int() also takes
-        # "0x", "_", spaces, upper case and non-ASCII digits, none of which survive the trip.
-        if high and "%016x" % high == tid:
-            if FAST_SPAN_CONTEXT:  # dd_span_context, inlined
-                state = _new_trace_state(TraceState)
-                state._dict = {ddstate.MEMBER_KEY: (_TID_MEMBER_HEADS.get(priority) or "s:%d;t.tid:" % priority) + tid}
-                return _new_tuple(SpanContext, ((high << 64) | low, parent, True, SAMPLED if priority > 0 else NOT_SAMPLED, state, True))
-            return dd_span_context(  # pragma: no cover - another OTel layout
-                (high << 64) | low, parent, priority > 0, "s:%d;t.tid:%s" % (priority, tid))
-    elif raw_tags is None and not origin:
-        # No tags, no origin (64-bit tracers): the member is the priority alone.
-        return dd_span_context(low, parent, priority > 0, _PRIORITY_MEMBERS.get(priority) or "s:%d" % priority)
-    high, dd_value = _tags_state(raw_tags, origin or None, priority)
+    high, dd_value = _tags_state(get(TAGS), origin or None, priority)
     return dd_span_context((high << 64) | low, parent, priority > 0, dd_value)
 
 
-def _invalid_ids(raw_trace_id: Any) -> None:
-    """Which id is invalid, for the log (and the rule, in one place)."""
-    if ids.parse_dd_id(raw_trace_id) is None:
-        logger.debug("x-datadog-trace-id %r invalid: no Datadog context", str(raw_trace_id)[:32])
-    else:
-        logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
-    return None
+def _priority(raw_priority: Optional[str]) -> int:
+    """``x-datadog-sampling-priority``; absent or invalid: 1 (a context without a priority is
+    still a context, and sampled)."""
+    if raw_priority is None:
+        return ids.AUTO_KEEP
+    priority = ids.parse_priority(raw_priority)
+    if priority is None:
+        logger.debug("x-datadog-sampling-priority %r invalid: priority 1", raw_priority[:16])
+        return ids.AUTO_KEEP
+    return priority
 
 
 class InjectState:
@@ -243,7 +194,7 @@ class InjectState:
         priority = ddstate.sampling_priority(sampled, state)
         self.priority = str(priority)
         self.origin = state.origin if state is not None and state.origin else None
-        tid = "%016x" % high if high else None
+        tid = ids.format_tid(high << 64)
         self.tags = _header_tags(tid, state)
         tags = dict(state.tags) if state is not None else {}
         if tid:
@@ -336,7 +287,7 @@ class DatadogPropagator(TextMapPropagator):
         self,
         carrier: CarrierT,
         context: Optional[Context] = None,
-        getter: Getter[CarrierT] = None,  # type: ignore[assignment]
+        getter: Optional[Getter[CarrierT]] = None,
     ) -> Context:
         try:
             span_context = extract_span_context(reader(carrier, getter))
