@@ -19,7 +19,7 @@ class; its order then comes from ``DD_TRACE_PROPAGATION_STYLE_EXTRACT`` or the d
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -37,7 +37,7 @@ from opentelemetry.trace import Link, SpanContext
 from .. import config
 from . import datadog, tracecontext, xray
 from .headers import HeaderReader, logger, reader, trace_headers
-from .precedence import resolve, set_extracted
+from .precedence import resolve, set_extracted, span_ids
 
 Extracted = Tuple[Optional[SpanContext], List[Link]]  # (the parent or None, terminated_context links)
 
@@ -72,6 +72,10 @@ _FIELDS: Dict[str, Set[str]] = {
     config.XRAY: {xray.TRACE_HEADER_KEY},
 }
 
+# Names read on every extraction, as module globals.
+_DD_TRACE_ID, _TRACEPARENT, _TRACESTATE = datadog.TRACE_ID, tracecontext.TRACEPARENT, tracecontext.TRACESTATE
+_dd_extract = datadog.extract_span_context
+
 
 def _w3c_after(primary: SpanContext, get: HeaderReader) -> Optional[SpanContext]:
     """The W3C context when it can change what ``resolve`` returns, else None.
@@ -91,7 +95,7 @@ def _w3c_repeats(primary: SpanContext, traceparent: str, tracestate: Optional[st
     can change nothing in ``resolve`` (``closer_parent`` returns the primary)."""
     # Comparing the ids as text needs no parsing: whether this traceparent is valid or not, with
     # the primary's ids and a dd-only tracestate the answer is the same.
-    return traceparent[3:52] == "%032x-%016x" % (primary.trace_id, primary.span_id) and (
+    return traceparent[3:52] == "%032x-%016x" % span_ids(primary) and (
         tracestate is None or (tracestate[:3] == "dd=" and "," not in tracestate)
     )
 
@@ -126,6 +130,14 @@ class DatadogCompositePropagator(TextMapPropagator):
             self._baggage = W3CBaggagePropagator()
             self._fields |= self._baggage.fields
         self.extract_styles: Tuple[str, ...] = tuple(s for s, _, _ in self._extract)
+        # The usual order puts Datadog first, and the usual carrier (written by ddtrace or this
+        # package) holds no other style, or W3C repeating the Datadog context: then the answer is
+        # the Datadog context, found without the loop's per-style dispatch (_datadog_first).
+        # Precomputed: whether this order allows it, and the later styles' key headers other than
+        # W3C's (which is compared), all of which must be absent.
+        later = self.extract_styles[1:]
+        self._datadog_first = self.extract_styles[:1] == (config.DATADOG,) and all(_KEY_HEADER[s] for s in later)
+        self._later_keys = frozenset(_KEY_HEADER[s] for s in later if s != config.TRACECONTEXT)
 
     def extract_from_reader(self, get: HeaderReader) -> Extracted:
         """The parent and the ``terminated_context`` links from any header reader. Never raises."""
@@ -141,6 +153,15 @@ class DatadogCompositePropagator(TextMapPropagator):
         if type(carrier) is not dict:
             return self._extract_with(reader(carrier), None)
         headers = trace_headers(carrier, self._reads, self.read_set, keys_checked)
+        if self._datadog_first and _DD_TRACE_ID in headers and headers.keys().isdisjoint(self._later_keys):
+            try:
+                primary = _dd_extract(headers.get)
+            except Exception:  # the loop runs it again, and logs
+                primary = None
+            if primary is not None:
+                raw = headers.get(_TRACEPARENT)
+                if raw is None or _w3c_repeats(primary, raw, headers.get(_TRACESTATE)):
+                    return primary, []
         return self._extract_with(headers.get, headers)
 
     def _extract_with(self, get: HeaderReader, present: Optional[Dict[str, str]]) -> Extracted:
@@ -213,11 +234,9 @@ class DatadogCompositePropagator(TextMapPropagator):
     ) -> None:
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
-            if type(carrier) is dict and type(setter) is DefaultSetter:
-                # DefaultSetter's own write, without a Python-level call per header.
-                target = cast(Dict[str, str], carrier)
-                try:
-                    self._write(span_context, target.__setitem__)
+            if isinstance(carrier, dict) and type(setter) is DefaultSetter:
+                try:  # DefaultSetter's own write, without a Python-level call per header
+                    self._write(span_context, carrier.__setitem__)
                 except Exception:  # only our own code runs here: a bug, with its traceback
                     logger.debug("injection failed", exc_info=True)
             else:

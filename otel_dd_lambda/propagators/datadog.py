@@ -11,7 +11,7 @@ Inject: the same headers from the current span, priority and tags read back from
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import (
@@ -82,13 +82,7 @@ def _tags_state(raw_tags: Optional[str], origin: Optional[str], priority: int) -
     """``(high 64 bits, dd= member)`` from the optional headers."""
     if not raw_tags:
         return 0, ddstate.format_dd_member(priority, origin, None)
-    if not origin and len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
-        # What ddtrace and our injectors write when no other tag is set: the high half alone.
-        raw_tid = raw_tags[10:]
-        high = ids.parse_tid(raw_tid)
-        if high:
-            return high, "s:%d;t.tid:%s" % (priority, raw_tid)
-    elif len(raw_tags) <= MAX_TAGS_CHARS and _plain_tags_fullmatch(raw_tags) and _UPSTREAM_SERVICES not in raw_tags:
+    if len(raw_tags) <= MAX_TAGS_CHARS and _plain_tags_fullmatch(raw_tags) and _UPSTREAM_SERVICES not in raw_tags:
         state = _plain_tags_state(raw_tags, origin, priority)
         if state is not None:
             return state
@@ -111,15 +105,17 @@ _PLAIN_KEY = r"_dd\.p\.[\x21-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
 _PLAIN_VALUE = r"[\x20-\x2b\x2d-\x3a\x3c\x3e-\x7d]+"
 _PLAIN_TAGS = "{k}={v}(?:,{k}={v})*".format(k=_PLAIN_KEY, v=_PLAIN_VALUE)
 _UPSTREAM_SERVICES = "_dd.p.upstream_services="
-_plain_tags_pattern: Optional["re.Pattern[str]"] = None
 
 
-def _plain_tags_fullmatch(text: str) -> Optional["re.Match[str]"]:
-    """``_PLAIN_TAGS`` full match, compiled on first use (not at import: cold start)."""
-    global _plain_tags_pattern
-    if _plain_tags_pattern is None:
-        _plain_tags_pattern = re.compile(_PLAIN_TAGS)
-    return _plain_tags_pattern.fullmatch(text)
+def _compile_plain_tags(text: str) -> Optional["re.Match[str]"]:
+    """``_PLAIN_TAGS`` full match. Compiled on first use (not at import: cold start), after
+    which ``_plain_tags_fullmatch`` is the compiled pattern's own C method (no Python frame)."""
+    global _plain_tags_fullmatch
+    _plain_tags_fullmatch = re.compile(_PLAIN_TAGS).fullmatch
+    return _plain_tags_fullmatch(text)
+
+
+_plain_tags_fullmatch: Callable[[str], Optional["re.Match[str]"]] = _compile_plain_tags
 
 
 def _plain_tags_state(raw_tags: str, origin: Optional[str], priority: int) -> Optional[Tuple[int, str]]:
@@ -150,33 +146,61 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
     raw_trace_id = get(TRACE_ID)
     if raw_trace_id is None:
         return None
-    low = ids.parse_dd_id(raw_trace_id)
-    if low is None:
-        logger.debug("x-datadog-trace-id %r invalid: no Datadog context", raw_trace_id[:32])
+    raw_parent = get(PARENT_ID)
+    # ids.parse_dd_id for both ids in one test (measured: its two calls are 5% of this path).
+    if (
+        type(raw_parent) is str
+        and 0 < len(raw_trace_id) <= 20
+        and 0 < len(raw_parent) <= 20
+        and raw_trace_id.isascii()
+        and raw_trace_id.isdigit()
+        and raw_parent.isascii()
+        and raw_parent.isdigit()
+    ):
+        low, parent = int(raw_trace_id), int(raw_parent)
+        valid = 0 < low <= ids.MAX_UINT64 and 0 < parent <= ids.MAX_UINT64
+    else:
+        valid = False
+    if not valid:
+        _log_invalid_ids(raw_trace_id)
         return None
-    parent = ids.parse_dd_id(get(PARENT_ID))
-    if parent is None:
-        logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
-        return None
-    priority = _priority(get(SAMPLING_PRIORITY))
+    raw_priority = get(SAMPLING_PRIORITY)
+    priority = ids.AUTO_KEEP  # a context without a priority is still a context: sampled
+    if raw_priority is not None:
+        parsed = ids.PRIORITIES.get(raw_priority) or ids.parse_priority(raw_priority)
+        if parsed is None:
+            logger.debug("x-datadog-sampling-priority %r invalid: priority 1", raw_priority[:16])
+        else:
+            priority = parsed
     origin = get(ORIGIN)
     if origin is not None and (len(origin) > MAX_ORIGIN_CHARS or not _printable_ascii(origin)):
         logger.debug("x-datadog-origin malformed: ignored")
         origin = None
-    high, dd_value = _tags_state(get(TAGS), origin or None, priority)
+    raw_tags = get(TAGS)
+    # The two headers that ddtrace and our injectors write, decided here without _tags_state's
+    # call (measured: 5% of this path): no tags (a 64-bit tracer), or the high half alone.
+    if not origin:
+        if raw_tags is None:
+            dd_value = _PRIORITY_MEMBERS.get(priority) or ddstate.format_dd_member(priority, None, None)
+            return dd_span_context(low, parent, priority > 0, dd_value)
+        if len(raw_tags) == _TID_ONLY_CHARS and raw_tags[:10] == "_dd.p.tid=":
+            high = ids.parse_tid(raw_tags[10:])
+            if high:
+                dd_value = "s:%d;t.tid:%s" % (priority, raw_tags[10:])
+                return dd_span_context((high << 64) | low, parent, priority > 0, dd_value)
+    high, dd_value = _tags_state(raw_tags, origin or None, priority)
     return dd_span_context((high << 64) | low, parent, priority > 0, dd_value)
 
 
-def _priority(raw_priority: Optional[str]) -> int:
-    """``x-datadog-sampling-priority``; absent or invalid: 1 (a context without a priority is
-    still a context, and sampled)."""
-    if raw_priority is None:
-        return ids.AUTO_KEEP
-    priority = ids.parse_priority(raw_priority)
-    if priority is None:
-        logger.debug("x-datadog-sampling-priority %r invalid: priority 1", raw_priority[:16])
-        return ids.AUTO_KEEP
-    return priority
+def _log_invalid_ids(raw_trace_id: str) -> None:
+    """Log which id is invalid (by the rule's home, ids.parse_dd_id)."""
+    if ids.parse_dd_id(raw_trace_id) is None:
+        logger.debug("x-datadog-trace-id %r invalid: no Datadog context", raw_trace_id[:32])
+    else:
+        logger.debug("x-datadog-parent-id missing or invalid: no Datadog context")
+
+
+_PRIORITY_MEMBERS = {p: ddstate.format_dd_member(p, None, None) for p in (-1, 0, 1, 2)}
 
 
 class InjectState:
@@ -234,7 +258,7 @@ def inject_headers(span_context: SpanContext, set_header: Any, state: Optional[I
     """Write the Datadog headers for ``span_context`` with ``set_header(name, value)``."""
     if state is None:
         state = inject_state(span_context)
-    set_header(TRACE_ID, str(span_context.trace_id & ids.LOW64_MASK))
+    set_header(TRACE_ID, ids.format_dd_id(span_context.trace_id))
     set_header(PARENT_ID, str(span_context.span_id))
     set_header(SAMPLING_PRIORITY, state.priority)
     if state.origin:

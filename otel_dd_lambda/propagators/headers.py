@@ -128,7 +128,14 @@ def trace_headers(
     name_set = name_set or frozenset(names)
     # A ``_datadog`` object (SQS, SNS, ...) holds trace names only, as written: then no key can
     # be another spelling of a missing name, without joining and lowering the keys.
-    index = _ALL_LOWERCASE if only_names or _keys_within(carrier, name_set) else _lowered_keys(carrier)
+    if not only_names:
+        try:
+            only_names = carrier.keys() <= name_set
+        except Exception:  # a hostile key's __eq__: the general path decides
+            pass
+    if only_names and plain_str_within_cap(carrier.values()):
+        return carrier  # the usual _datadog object
+    index = _ALL_LOWERCASE if only_names else _lowered_keys(carrier)
     if index is None:
         other_case = True  # a key that is not a str: the lowered copy filters such keys
     elif index is _ALL_LOWERCASE:
@@ -138,7 +145,9 @@ def trace_headers(
         # the dict, in C (API Gateway REST keeps the client's casing: every request). A name
         # present with a None value is not in that difference, but its carrier fails the check
         # of values below, and other_case is then decided name by name.
-        other_case = _spelled_otherwise(name_set.difference(carrier), carrier, index)
+        missing = name_set.difference(carrier)
+        # Usually no missing name is even a substring of the keys: known with C calls only.
+        other_case = any(map(index.__contains__, missing)) and _spelled_otherwise(missing, carrier, index)
         if not other_case and len(carrier) > 2 * len(name_set):
             # An HTTP carrier (dozens of headers): only the values the extractors may read must
             # be str within the cap, not every header's; a missing name counts as "".
@@ -151,13 +160,6 @@ def trace_headers(
         if index is not None and index is not _ALL_LOWERCASE:
             other_case = _spelled_otherwise(names, carrier, index)
     return _copy_of_names(carrier, names, other_case)
-
-
-def _keys_within(carrier: dict, name_set: FrozenSet[str]) -> bool:
-    try:
-        return carrier.keys() <= name_set
-    except Exception:  # a hostile key's __eq__: the general path decides
-        return False
 
 
 def _copy_of_names(carrier: dict, names: Tuple[str, ...], other_case: bool) -> Dict[str, Any]:

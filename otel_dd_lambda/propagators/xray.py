@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext
 
 from .. import config, ids
 from . import ddstate
@@ -64,7 +64,7 @@ def parse_header(value: Optional[str]) -> Optional[XRayHeader]:
         elif lowered == "parent":
             parent_id = ids.parse_hex_span_id(val)
         elif lowered == "sampled":
-            sampled = False if val == "0" else (True if val == "1" else None)
+            sampled = ids.parse_xray_sampled(val)
         elif sep and key and lowered not in _DROPPED_KEYS:
             if _EXTRA_CHARS.issuperset(key) and _EXTRA_CHARS.issuperset(val):
                 extra.append((key, val))
@@ -114,11 +114,10 @@ def lambda_span_context(value: Optional[str] = None) -> Optional[SpanContext]:
 
 def header_value(span_context: SpanContext) -> str:
     """``X-Amzn-Trace-Id`` for an outgoing request, with carried ``Lineage``/unknown keys."""
-    sampled = "1" if span_context.trace_flags & TraceFlags.SAMPLED else "0"
-    value = "Root=%s;Parent=%016x;Sampled=%s" % (
+    value = "Root=%s;Parent=%s;Sampled=%s" % (
         ids.format_xray_trace_id(span_context.trace_id),
-        span_context.span_id,
-        sampled,
+        ids.format_span_id_hex(span_context.span_id),
+        ids.format_xray_sampled(span_context.trace_flags.sampled),
     )
     extra = span_context.trace_state.get(MEMBER_KEY)
     if extra:
