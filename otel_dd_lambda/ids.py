@@ -45,7 +45,12 @@ def parse_dd_id(value: object) -> Optional[int]:
 def parse_tid(value: object) -> Optional[int]:
     """``_dd.p.tid``: exactly 16 lowercase hex digits (as ddtrace requires), else None."""
     # Deleting the lowercase hex digits must leave nothing: bytes.translate does it in one C pass.
-    if type(value) is str and len(value) == 16 and value.isascii() and not value.encode().translate(None, _LOWER_HEX_BYTES):
+    if (
+        type(value) is str
+        and len(value) == 16
+        and value.isascii()
+        and not value.encode().translate(None, _LOWER_HEX_BYTES)
+    ):
         return int(value, 16)
     return None
 
@@ -100,7 +105,7 @@ def parse_priority(value: object) -> Optional[int]:
     """``x-datadog-sampling-priority`` / ``s:``: a small signed integer, else None."""
     if type(value) is not str:
         return None
-    known = _PRIORITIES.get(value)
+    known = PRIORITIES.get(value)
     if known is not None:
         return known
     value = value.strip(" \t")
@@ -110,7 +115,8 @@ def parse_priority(value: object) -> Optional[int]:
     return int(value)
 
 
-_PRIORITIES = {"-1": USER_REJECT, "0": AUTO_REJECT, "1": AUTO_KEEP, "2": USER_KEEP}
+# The values every tracer writes; a dict lookup, before the general parse, on the hot paths.
+PRIORITIES = {"-1": USER_REJECT, "0": AUTO_REJECT, "1": AUTO_KEEP, "2": USER_KEEP}
 
 
 # ---------------------------------------------------------------- X-Ray
@@ -195,7 +201,7 @@ def generate_trace_id() -> int:
     return ((int(time.time()) & 0xFFFF_FFFF) << 96) | low
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     # The SDK's IdGenerator base class is imported only when the generator is asked for, so that
     # importing the ID model (and the propagators) does not pull in opentelemetry.sdk.trace.
     if name == "DatadogXRayIdGenerator":

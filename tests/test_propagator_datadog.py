@@ -83,7 +83,9 @@ def _propagated_tags(meta: Dict[str, str]) -> Dict[str, str]:
     return {k: v for k, v in meta.items() if k.startswith("_dd.p.") and k != "_dd.p.tid"}
 
 
-def _otel_span_context(trace_id: int, span_id: int, priority: int, origin: Optional[str], tags: Dict[str, str]) -> SpanContext:
+def _otel_span_context(
+    trace_id: int, span_id: int, priority: int, origin: Optional[str], tags: Dict[str, str]
+) -> SpanContext:
     return SpanContext(
         trace_id,
         span_id,
@@ -318,7 +320,9 @@ _tag_value = st.one_of(
     st.sampled_from([None, "synthetics", "rum", "o" * 240]),
     st.sampled_from([-1, 0, 1, 2]),
 )
-def test_tags_state_fast_paths_match_the_general_path(raw: str, trailing_comma: bool, origin: Optional[str], priority: int) -> None:
+def test_tags_state_fast_paths_match_the_general_path(
+    raw: str, trailing_comma: bool, origin: Optional[str], priority: int
+) -> None:
     raw = raw + "," if trailing_comma and raw else raw
     assert datadog._tags_state(raw, origin, priority) == _general_tags_state(raw, origin, priority)
 
@@ -329,9 +333,45 @@ def test_tags_state_fast_paths_match_the_general_path(raw: str, trailing_comma: 
      "\u0666548f5b200000000"[:16], "0000000000000000", "6548f5b20000000g"],
 )
 def test_a_tid_only_tag_that_is_not_16_lowercase_hex_digits_keeps_the_64_bit_trace(tid: str) -> None:
-    # The one-tag fast path checks the tid by formatting it back; it must agree with ids.parse_tid.
+    # The one-tag fast path and the general path both check the tid with ids.parse_tid.
     assert not ids.parse_tid(tid)  # invalid, or a zero high half
     headers = {"x-datadog-trace-id": "9", "x-datadog-parent-id": "2", "x-datadog-tags": "_dd.p.tid=" + tid}
     span_context = trace.get_current_span(DatadogPropagator().extract(headers)).get_span_context()
     assert span_context.trace_id == 9
     assert DatadogCompositePropagator(("datadog",)).extract_from_carrier(headers)[0].trace_id == 9
+
+
+_dd_id_text = st.one_of(
+    st.integers(0, 2**64 + 5).map(str),
+    st.sampled_from(["", " 1", "1 ", "+1", "-1", "0x1f", "\u0663", "1" * 21, "00000000000000000001", "1_0"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_dd_id_text, _dd_id_text)
+def test_extraction_takes_exactly_the_ids_that_ids_parse_dd_id_takes(trace_id: str, parent_id: str) -> None:
+    # extract_span_context tests both ids at once; the rule's home is ids.parse_dd_id.
+    got = datadog.extract_span_context({"x-datadog-trace-id": trace_id, "x-datadog-parent-id": parent_id}.get)
+    low, parent = ids.parse_dd_id(trace_id), ids.parse_dd_id(parent_id)
+    if low is None or parent is None:
+        assert got is None
+    else:
+        assert got is not None and (got.trace_id, got.span_id) == (low, parent)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.none(), st.integers(0, 2**64 - 1).map(lambda h: "_dd.p.tid=%016x" % h), st.sampled_from(
+        ["_dd.p.tid=6548F5B200000000", "_dd.p.tid=6548f5b20000000g", "_dd.p.tid=0x48f5b200000000"])),
+    st.sampled_from([None, "", "synthetics"]),
+    st.sampled_from([None, "-1", "0", "1", "2", "x"]),
+)
+def test_the_two_usual_tag_headers_give_what_tags_state_gives(raw_tags, origin, raw_priority) -> None:
+    # extract_span_context decides "no tags" and "the tid alone" itself; _tags_state is the rule.
+    headers = {"x-datadog-trace-id": "9", "x-datadog-parent-id": "2", "x-datadog-tags": raw_tags,
+               "x-datadog-origin": origin, "x-datadog-sampling-priority": raw_priority}
+    got = datadog.extract_span_context({k: v for k, v in headers.items() if v is not None}.get)
+    priority = ids.parse_priority(raw_priority) if raw_priority is not None else None
+    high, dd_value = datadog._tags_state(raw_tags, origin or None, 1 if priority is None else priority)
+    assert got is not None
+    assert got.trace_id == (high << 64) | 9 and dict(got.trace_state) == {"dd": dd_value}

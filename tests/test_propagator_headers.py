@@ -66,7 +66,9 @@ _FILLER = {"Host": "h", "Accept": "*/*", "User-Agent": "curl", "Via": "1.1 cf", 
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(keys, values, max_size=10), st.integers(0, len(_FILLER)), st.booleans())
-def test_readers_agree_with_the_plain_rule_on_http_sized_carriers(trace: Dict[Any, Any], fillers: int, cookie: bool) -> None:
+def test_readers_agree_with_the_plain_rule_on_http_sized_carriers(
+    trace: Dict[Any, Any], fillers: int, cookie: bool
+) -> None:
     # API Gateway's dozens of headers: trace_headers then checks only the trace names' values.
     filler = {k: v for k, v in list(_FILLER.items())[:fillers] if cookie or k != "Cookie"}
     carrier = {**filler, **trace}

@@ -15,7 +15,13 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter
 
 from otel_dd_lambda import ids
-from otel_dd_lambda.propagators import DatadogCompositePropagator, DatadogPropagator, XRayPropagator, datadog, tracecontext
+from otel_dd_lambda.propagators import (
+    DatadogCompositePropagator,
+    DatadogPropagator,
+    XRayPropagator,
+    datadog,
+    tracecontext,
+)
 from otel_dd_lambda.propagators.headers import MAX_HEADER_CHARS, reader
 
 SETTINGS = settings(
@@ -103,7 +109,8 @@ def test_any_carrier_never_raises(caplog: pytest.LogCaptureFixture, carrier: Any
             context = propagator.extract(carrier)
             assert isinstance(context, Context)
             for getter in (RaisingGetter(), EndlessKeysGetter()):
-                assert not trace.get_current_span(propagator.extract(carrier, getter=getter)).get_span_context().is_valid
+                extracted = propagator.extract(carrier, getter=getter)
+                assert not trace.get_current_span(extracted).get_span_context().is_valid
     _assert_debug_only(caplog)
 
 
@@ -139,7 +146,9 @@ def test_id_bounds() -> None:
 
 @SETTINGS
 @given(st.text(max_size=600), st.text(max_size=300), st.text(max_size=100))
-def test_garbage_tags_origin_priority_keep_the_context(caplog: pytest.LogCaptureFixture, tags: str, origin: str, priority: str) -> None:
+def test_garbage_tags_origin_priority_keep_the_context(
+    caplog: pytest.LogCaptureFixture, tags: str, origin: str, priority: str
+) -> None:
     headers = {"x-datadog-trace-id": "123", "x-datadog-parent-id": "456", "x-datadog-tags": tags,
                "x-datadog-origin": origin, "x-datadog-sampling-priority": priority}
     with caplog.at_level(logging.DEBUG, logger=LOGGER):

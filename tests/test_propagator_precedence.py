@@ -13,9 +13,12 @@ from typing import Dict
 os.environ.setdefault("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import Link, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_dd_lambda import config
@@ -25,7 +28,13 @@ from otel_dd_lambda.propagators import (
     DatadogPropagator,
     XRayPropagator,
     get_extracted_links,
+    precedence,
 )
+from otel_dd_lambda.propagators import datadog as _dd
+from otel_dd_lambda.propagators import tracecontext as _tc
+from otel_dd_lambda.propagators import xray as _xr
+from otel_dd_lambda.propagators.headers import reader
+from otel_dd_lambda.propagators.precedence import resolve
 
 DD = {"x-datadog-trace-id": "1234", "x-datadog-parent-id": "5678", "x-datadog-sampling-priority": "2",
       "x-datadog-origin": "rum", "x-datadog-tags": "_dd.p.dm=-4"}
@@ -93,7 +102,8 @@ def test_same_span_keeps_other_vendors_like_ddtrace() -> None:
     assert parent.span_id == 5678 and parent.trace_state.get("congo") == "t61rcWkgMzE"
     out: Dict[str, str] = {}
     DatadogCompositePropagator().inject(out, trace.set_span_in_context(trace.NonRecordingSpan(parent)))
-    assert out["tracestate"].endswith(",congo=t61rcWkgMzE") and out["tracestate"].startswith("dd=p:000000000000162e;s:2;o:rum")
+    assert out["tracestate"].endswith(",congo=t61rcWkgMzE")
+    assert out["tracestate"].startswith("dd=p:000000000000162e;s:2;o:rum")
 
 
 def test_order_from_dd_trace_propagation_style_extract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +183,8 @@ _SUBPROCESS = textwrap.dedent(
     out = {}
     propagate.inject(out, context)
     print(json.dumps({
-        "propagators": [type(p).__module__ + "." + type(p).__name__ for p in getattr(textmap, "_propagators", [textmap])],
+        "propagators": [type(p).__module__ + "." + type(p).__name__
+                        for p in getattr(textmap, "_propagators", [textmap])],
         "trace_id": sc.trace_id, "span_id": sc.span_id, "sampled": bool(sc.trace_flags.sampled),
         "dd": sc.trace_state.get("dd"), "links": len(get_extracted_links(context)), "out": out,
     }))
@@ -182,7 +193,8 @@ _SUBPROCESS = textwrap.dedent(
 
 
 def _run_with(env_overrides: Dict[str, str]) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_TRACE_PROPAGATION", "OTEL_PROPAGATORS", "_X_AMZN"))}
+    ours = ("DD_TRACE_PROPAGATION", "OTEL_PROPAGATORS", "_X_AMZN")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env.update(env_overrides)
     proc = subprocess.run([sys.executable, "-c", _SUBPROCESS], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -204,7 +216,8 @@ def test_otel_propagators_env_through_opentelemetry_propagate(propagators: str) 
     assert out["x-datadog-origin"] == "rum" and "_dd.p.tid=68a1b2c300000000" in out["x-datadog-tags"]
     assert out["traceparent"] == "00-%032x-%016x-01" % ((0x68A1B2C3 << 96) | 77, 88)
     assert "s:2" in out["tracestate"] and "o:rum" in out["tracestate"]
-    assert out["x-amzn-trace-id"].startswith("Root=1-68a1b2c3-0000000000000000") and "Sampled=1" in out["x-amzn-trace-id"]
+    assert out["x-amzn-trace-id"].startswith("Root=1-68a1b2c3-0000000000000000")
+    assert "Sampled=1" in out["x-amzn-trace-id"]
 
 
 def test_datadog_composite_entry_point_takes_order_from_dd_variable() -> None:
@@ -215,19 +228,14 @@ def test_datadog_composite_entry_point_takes_order_from_dd_variable() -> None:
 
 # ------------------------------------------------------------------ the fast path equals the rule
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
-from otel_dd_lambda.propagators import datadog as _dd, tracecontext as _tc, xray as _xr  # noqa: E402
-from otel_dd_lambda.propagators.headers import reader  # noqa: E402
-from otel_dd_lambda.propagators.precedence import resolve  # noqa: E402
-
+_SAME_SPAN = "00-000000000000000000000000000004d2-000000000000162e"  # the DD context of DD
 _W3C_VARIANTS = {
     "none": {},
-    "same-span-dd-only": {"traceparent": "00-000000000000000000000000000004d2-000000000000162e-01", "tracestate": "dd=s:2;o:rum"},
-    "same-span-no-state": {"traceparent": "00-000000000000000000000000000004d2-000000000000162e-00"},
-    "same-span-vendors": {"traceparent": "00-000000000000000000000000000004d2-000000000000162e-01", "tracestate": "dd=s:2,rojo=1"},
-    "same-span-odd-state": {"traceparent": "00-000000000000000000000000000004d2-000000000000162e-01", "tracestate": " dd=s:2 , "},
+    "same-span-dd-only": {"traceparent": _SAME_SPAN + "-01", "tracestate": "dd=s:2;o:rum"},
+    "same-span-no-state": {"traceparent": _SAME_SPAN + "-00"},
+    "same-span-vendors": {"traceparent": _SAME_SPAN + "-01", "tracestate": "dd=s:2,rojo=1"},
+    "same-span-odd-state": {"traceparent": _SAME_SPAN + "-01", "tracestate": " dd=s:2 , "},
     "closer-parent": W3C_SAME,
     "other-trace": W3C_OTHER,
     "invalid": {"traceparent": "00-zz", "tracestate": "dd=s:1"},
@@ -248,7 +256,9 @@ def test_composite_fast_path_matches_the_general_rule(variant: str, with_dd: boo
     assert got[0] == expected[0]
     if got[0] is not None:
         assert dict(got[0].trace_state) == dict(expected[0].trace_state)
-    assert [(l.context, dict(l.attributes)) for l in got[1]] == [(l.context, dict(l.attributes)) for l in expected[1]]
+    assert [(link.context, dict(link.attributes)) for link in got[1]] == [
+        (link.context, dict(link.attributes)) for link in expected[1]
+    ]
 
 
 @settings(max_examples=200, deadline=None)
@@ -268,4 +278,75 @@ def test_composite_dict_fast_path_matches_the_general_rule(variant: str, with_dd
     assert got[0] == expected[0]
     if got[0] is not None:
         assert dict(got[0].trace_state) == dict(expected[0].trace_state)
-    assert [(l.context, dict(l.attributes)) for l in got[1]] == [(l.context, dict(l.attributes)) for l in expected[1]]
+    assert [(link.context, dict(link.attributes)) for link in got[1]] == [
+        (link.context, dict(link.attributes)) for link in expected[1]
+    ]
+
+
+# ------------------------------------------------------------------ OTel objects, fast and public
+# precedence builds TraceState, SpanContext and Link without their validating constructors when a
+# probe finds OTel's known layout; on another layout it takes the public constructors. Both paths
+# must give the same objects.
+
+
+_CARRIERS = [
+    DD,
+    {**DD, **W3C_SAME},
+    {**DD, **W3C_OTHER, **XRAY},
+    {**W3C_OTHER, "x-datadog-trace-id": "1", "x-datadog-parent-id": "2",
+     "x-datadog-tags": "_dd.p.tid=6548f5b200000000"},
+    {"x-datadog-trace-id": "7", "x-datadog-parent-id": "8"},
+    XRAY,
+]
+
+
+def _described(extracted):
+    def context(c: SpanContext):
+        return (type(c), tuple(c), type(c.trace_state), list(c.trace_state.items()), c.trace_state.to_header())
+
+    parent, links = extracted
+    return (context(parent) if parent is not None else None,
+            [(type(link), context(link.context), dict(link.attributes or {})) for link in links])
+
+
+def test_the_layout_probes_find_the_pinned_otel() -> None:
+    # Else the fast paths would never run in these tests.
+    assert precedence.FAST_SPAN_CONTEXT and precedence.FAST_LINK
+
+
+def test_the_link_probe_notices_another_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    class LinkWithMore(Link):
+        def __init__(self, context: SpanContext, attributes=None) -> None:
+            super().__init__(context, attributes)
+            self._more = 1
+
+    monkeypatch.setattr(precedence, "Link", LinkWithMore)
+    assert not precedence._link_layout_known()
+
+
+def test_the_span_context_probe_notices_another_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    class StateElsewhere(TraceState):
+        def __init__(self, entries=None) -> None:
+            super().__init__(entries)
+            self._members = self.__dict__.pop("_dict")
+
+    monkeypatch.setattr(precedence, "TraceState", StateElsewhere)
+    assert not precedence._span_context_layout_known()
+
+
+@pytest.mark.parametrize("carrier", _CARRIERS, ids=range(len(_CARRIERS)))
+def test_public_constructors_give_the_same_contexts(monkeypatch: pytest.MonkeyPatch, carrier: Dict[str, str]) -> None:
+    composite = DatadogCompositePropagator()
+    fast = _described(composite.extract_from_carrier(dict(carrier)))
+    monkeypatch.setattr(precedence, "FAST_SPAN_CONTEXT", False)
+    monkeypatch.setattr(precedence, "FAST_LINK", False)
+    assert _described(composite.extract_from_carrier(dict(carrier))) == fast
+
+
+def test_public_link_constructor_gives_the_same_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    span_context = SpanContext(5, 6, True, TraceFlags(1), TraceState([("dd", "s:1")]), )
+    fast = precedence.make_link(span_context, {"messaging.message.id": "m-1"})
+    monkeypatch.setattr(precedence, "FAST_LINK", False)
+    public = precedence.make_link(span_context, {"messaging.message.id": "m-1"})
+    assert type(fast) is type(public) is Link and vars(fast) == vars(public)
+    assert fast.attributes == public.attributes and fast.context is public.context

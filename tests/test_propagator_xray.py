@@ -105,7 +105,8 @@ def test_upstream_misses_a_lowercase_header_ours_does_not() -> None:
 
 
 def test_missing_sampled_is_sampled_and_unknown_keys_survive() -> None:
-    value = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Lineage=a87bd80c:1|68fd508a:5;Foo=bar;Self=1-aaaaaaaa-bbbbbbbbbbbbbbbbbbbbbbbb"
+    value = ("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Lineage=a87bd80c:1|68fd508a:5;Foo=bar;"
+             "Self=1-aaaaaaaa-bbbbbbbbbbbbbbbbbbbbbbbb")
     span_context = _extracted(XRayPropagator(False).extract({"X-Amzn-Trace-Id": value}))
     assert span_context.trace_flags.sampled
     out: Dict[str, str] = {}
@@ -125,8 +126,9 @@ def test_lineage_survives_a_hop_through_an_sdk_child_span() -> None:
     with tracer.start_as_current_span("child", context=propagator.extract({"X-Amzn-Trace-Id": value})) as span:
         out: Dict[str, str] = {}
         propagator.inject(out)
-    assert out["X-Amzn-Trace-Id"] == "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%016x;Sampled=1;Lineage=a87bd80c:1" % (
-        span.get_span_context().span_id
+    assert out["X-Amzn-Trace-Id"] == (
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=%016x;Sampled=1;Lineage=a87bd80c:1"
+        % span.get_span_context().span_id
     )
     # The same trace in the other formats, Datadog's id being the low 64 bits.
     assert out["x-datadog-trace-id"] == str(0xE1BE46A994272793)

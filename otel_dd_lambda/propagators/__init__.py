@@ -14,18 +14,19 @@ from typing import TYPE_CHECKING, Any
 _PUBLIC = {
     "DatadogCompositePropagator": "composite",
     "DatadogPropagator": "datadog",
-    "XRayPropagator": "xray",
+    "XRayPropagator": "xray_propagator",
     "EXTRACTED_LINKS_KEY": "precedence",
     "get_extracted_links": "precedence",
 }
 
 __all__ = sorted(_PUBLIC)
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .composite import DatadogCompositePropagator
-    from .datadog import DatadogPropagator
-    from .precedence import EXTRACTED_LINKS_KEY, get_extracted_links
-    from .xray import XRayPropagator
+if TYPE_CHECKING:  # the names __getattr__ below returns (redundant aliases mark re-exports)
+    from .composite import DatadogCompositePropagator as DatadogCompositePropagator
+    from .datadog import DatadogPropagator as DatadogPropagator
+    from .precedence import EXTRACTED_LINKS_KEY as EXTRACTED_LINKS_KEY
+    from .precedence import get_extracted_links as get_extracted_links
+    from .xray_propagator import XRayPropagator as XRayPropagator
 
 
 def __getattr__(name: str) -> Any:

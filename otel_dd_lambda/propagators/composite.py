@@ -36,8 +36,10 @@ from opentelemetry.trace import Link, SpanContext
 
 from .. import config
 from . import datadog, tracecontext, xray
-from .headers import HeaderReader, plain_str_within_cap, logger, reader, trace_headers
+from .headers import HeaderReader, logger, reader, trace_headers
 from .precedence import resolve, set_extracted, span_ids
+
+Extracted = Tuple[Optional[SpanContext], List[Link]]  # (the parent or None, terminated_context links)
 
 _EXTRACTORS: Dict[str, Callable[[HeaderReader], Optional[SpanContext]]] = {
     config.DATADOG: datadog.extract_span_context,
@@ -70,7 +72,7 @@ _FIELDS: Dict[str, Set[str]] = {
     config.XRAY: {xray.TRACE_HEADER_KEY},
 }
 
-# The fast path's names, as module constants (no attribute lookups per event).
+# Names read on every extraction, as module globals.
 _DD_TRACE_ID, _TRACEPARENT, _TRACESTATE = datadog.TRACE_ID, tracecontext.TRACEPARENT, tracecontext.TRACESTATE
 _dd_extract = datadog.extract_span_context
 
@@ -116,7 +118,7 @@ class DatadogCompositePropagator(TextMapPropagator):
             inject_styles = config.propagation_styles("inject")
         self._extract = [(s, _EXTRACTORS[s], _KEY_HEADER[s]) for s in extract_styles if s in _EXTRACTORS]
         self._reads = tuple(dict.fromkeys(name for s, _, _ in self._extract for name in _READS[s]))
-        self._read_set = self.read_set = frozenset(self._reads)  # every header the styles read
+        self.read_set = frozenset(self._reads)  # every header the styles read
         self._inject = [_INJECTORS[s] for s in inject_styles if s in _INJECTORS]
         # Datadog and W3C both derive their values from the dd= member: parse it once.
         self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
@@ -128,20 +130,20 @@ class DatadogCompositePropagator(TextMapPropagator):
             self._baggage = W3CBaggagePropagator()
             self._fields |= self._baggage.fields
         self.extract_styles: Tuple[str, ...] = tuple(s for s, _, _ in self._extract)
-        # The usual order puts Datadog first: then a carrier whose other styles are absent, or
-        # repeat the Datadog context in W3C, is decided without the general loop (see
-        # extract_from_carrier). Precomputed here: whether that holds, and which key headers of
-        # the later styles (other than W3C's, which is compared) must then be absent.
+        # The usual order puts Datadog first, and the usual carrier (written by ddtrace or this
+        # package) holds no other style, or W3C repeating the Datadog context: then the answer is
+        # the Datadog context, found without the loop's per-style dispatch (_datadog_first).
+        # Precomputed: whether this order allows it, and the later styles' key headers other than
+        # W3C's (which is compared), all of which must be absent.
         later = self.extract_styles[1:]
-        self._datadog_first = self.extract_styles[:1] == (config.DATADOG,) and None not in (_KEY_HEADER[s] for s in later)
-        self._later_w3c = config.TRACECONTEXT in later
+        self._datadog_first = self.extract_styles[:1] == (config.DATADOG,) and all(_KEY_HEADER[s] for s in later)
         self._later_keys = frozenset(_KEY_HEADER[s] for s in later if s != config.TRACECONTEXT)
 
-    def extract_from_reader(self, get: HeaderReader) -> Tuple[Optional[SpanContext], List[Link]]:
+    def extract_from_reader(self, get: HeaderReader) -> Extracted:
         """The parent and the ``terminated_context`` links from any header reader. Never raises."""
         return self._extract_with(get, None)
 
-    def extract_from_carrier(self, carrier: Any, keys_checked: bool = False) -> Tuple[Optional[SpanContext], List[Link]]:
+    def extract_from_carrier(self, carrier: Any, keys_checked: bool = False) -> Extracted:
         """``extract_from_reader`` for a carrier read with OTel's default getter. Never raises.
 
         A plain dict (every Lambda event's headers or ``_datadog``) is read once, up front, for
@@ -150,51 +152,23 @@ class DatadogCompositePropagator(TextMapPropagator):
         """
         if type(carrier) is not dict:
             return self._extract_with(reader(carrier), None)
-        try:
-            # trace_headers' first case, inlined: a _datadog object (trace names only, as written)
-            # whose values are all plain str within the cap is read in place.
-            in_place = (keys_checked or carrier.keys() <= self._read_set) and plain_str_within_cap(carrier.values())
-        except Exception:  # a value that is not a str, a hostile key: trace_headers decides
-            in_place = False
-        headers = carrier if in_place else trace_headers(carrier, self._reads, self._read_set)
-        if self._datadog_first and _DD_TRACE_ID in headers:
-            # What the general loop does for this order, minus its per-style dispatch: Datadog,
-            # then (the usual carrier, written by ddtrace or this package) nothing that a later
-            # style could add. Anything else continues in the loop, Datadog's result kept.
+        headers = trace_headers(carrier, self._reads, self.read_set, keys_checked)
+        if self._datadog_first and _DD_TRACE_ID in headers and headers.keys().isdisjoint(self._later_keys):
             try:
                 primary = _dd_extract(headers.get)
             except Exception:  # the loop runs it again, and logs
-                return self._extract_with(headers.get, headers)
-            if primary is None:
-                return self._extract_with(headers.get, headers, 1, [])
-            if headers.keys().isdisjoint(self._later_keys):
-                if not self._later_w3c:
-                    return primary, []
-                # _w3c_repeats, inlined (every request's path).
+                primary = None
+            if primary is not None:
                 raw = headers.get(_TRACEPARENT)
-                if raw is None:
+                if raw is None or _w3c_repeats(primary, raw, headers.get(_TRACESTATE)):
                     return primary, []
-                # raw[3:52] == "%032x-%016x" % span_ids(primary), with a third of the work: CPython
-                # formats big ints slowly, bytes.hex quickly.
-                trace_id, span_id = span_ids(primary)
-                if raw[3:52] == ((trace_id << 64) | span_id).to_bytes(24, "big").hex("-", -16):
-                    raw_state = headers.get(_TRACESTATE)
-                    if raw_state is None or (raw_state[:3] == "dd=" and "," not in raw_state):
-                        return primary, []
-            return self._extract_with(headers.get, headers, 1, [(config.DATADOG, primary)])
         return self._extract_with(headers.get, headers)
 
-    def _extract_with(
-        self,
-        get: HeaderReader,
-        present: Optional[Dict[str, str]],
-        start: int = 0,
-        found: Optional[List[Tuple[str, SpanContext]]] = None,
-    ) -> Tuple[Optional[SpanContext], List[Link]]:
-        """The general loop over the styles from ``start`` (``found``: what earlier ones gave)."""
-        if found is None:
-            found = []
-        for style, extract, key_header in self._extract[start:] if start else self._extract:
+    def _extract_with(self, get: HeaderReader, present: Optional[Dict[str, str]]) -> Extracted:
+        """The loop over the styles; ``present``: the carrier's trace headers when known up front
+        (a style whose key header is not among them is skipped)."""
+        found: List[Tuple[str, SpanContext]] = []
+        for style, extract, key_header in self._extract:
             if present is not None and key_header is not None and key_header not in present:
                 continue
             try:
@@ -217,7 +191,7 @@ class DatadogCompositePropagator(TextMapPropagator):
         self,
         carrier: CarrierT,
         context: Optional[Context] = None,
-        getter: Getter[CarrierT] = None,  # type: ignore[assignment]
+        getter: Optional[Getter[CarrierT]] = None,
     ) -> Context:
         try:
             if type(carrier) is dict and (getter is None or type(getter) is DefaultGetter):
@@ -233,7 +207,10 @@ class DatadogCompositePropagator(TextMapPropagator):
             context = Context()
         if self._baggage is not None:
             try:
-                context = self._baggage.extract(carrier, context, getter) if getter else self._baggage.extract(carrier, context)
+                if getter is None:
+                    context = self._baggage.extract(carrier, context)
+                else:
+                    context = self._baggage.extract(carrier, context, getter)
             except Exception:
                 logger.debug("baggage extraction failed", exc_info=True)
         return context
@@ -257,9 +234,9 @@ class DatadogCompositePropagator(TextMapPropagator):
     ) -> None:
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
-            if type(carrier) is dict and type(setter) is DefaultSetter:
-                try:
-                    self._write(span_context, carrier.__setitem__)  # what DefaultSetter does
+            if isinstance(carrier, dict) and type(setter) is DefaultSetter:
+                try:  # DefaultSetter's own write, without a Python-level call per header
+                    self._write(span_context, carrier.__setitem__)
                 except Exception:  # only our own code runs here: a bug, with its traceback
                     logger.debug("injection failed", exc_info=True)
             else:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, Optional, Tuple
 
+from .. import ids
+
 MEMBER_KEY = "dd"
 MAX_MEMBER_CHARS = 256  # value + "dd=" as ddtrace counts it
 
@@ -87,13 +89,6 @@ def _encode_key(key: str) -> str:
     return _sanitize(key, _KEY_SPECIALS)
 
 
-def _parse_priority(value: str) -> Optional[int]:
-    digits = value[1:] if value[:1] == "-" else value
-    if 0 < len(digits) <= 3 and digits.isascii() and digits.isdigit():
-        return int(value)
-    return None
-
-
 def parse_dd_member(value: Optional[str]) -> Optional[DDState]:
     """Parse the value of a ``dd`` tracestate member (without ``dd=``); None when absent/garbled."""
     if not value or len(value) > MAX_MEMBER_CHARS:
@@ -105,7 +100,7 @@ def parse_dd_member(value: Optional[str]) -> Optional[DDState]:
         if not sep:
             continue
         if key == "s":
-            parsed = _parse_priority(val)
+            parsed = ids.parse_priority(val)
             if parsed is not None:
                 priority = parsed
         elif key == "o":
@@ -158,4 +153,4 @@ def sampling_priority(sampled: bool, state: Optional[DDState]) -> int:
     if state is not None and state.priority is not None:
         if (state.priority > 0) == sampled:
             return state.priority
-    return 1 if sampled else 0
+    return ids.priority_from_sampled(sampled)

@@ -67,7 +67,7 @@ def _lowered(carrier: dict) -> dict:
         return {}
 
 
-def reader(carrier: Any, getter: Getter = None) -> HeaderReader:  # type: ignore[assignment]
+def reader(carrier: Any, getter: Optional[Getter] = None) -> HeaderReader:
     """A function ``name -> str | None`` over ``carrier``; ``name`` must be lowercase.
 
     A plain dict read with OTel's default getter is looked up directly, and lowered once when a
@@ -102,81 +102,77 @@ def _dict_reader(carrier: dict) -> HeaderReader:
             if lowered is None:
                 if index is _NOT_YET:
                     index = _lowered_keys(carrier)
-                if index is _ALL_LOWERCASE or (index and "\n%s\n" % name not in index):
+                if index is _ALL_LOWERCASE or (index is not None and not _spelled_otherwise((name,), carrier, index)):
                     return None
                 lowered = _lowered(carrier)
             value = lowered.get(name)
-        if type(value) is str and len(value) <= MAX_HEADER_CHARS:  # the common case, inline
+        if type(value) is str and len(value) <= MAX_HEADER_CHARS:  # the common case, without a call
             return value
         return _first_str(value)
 
     return read
 
 
-def trace_headers(carrier: dict, names: Tuple[str, ...], name_set: Optional[FrozenSet[str]] = None) -> Dict[str, Any]:
+def trace_headers(
+    carrier: dict, names: Tuple[str, ...], name_set: Optional[FrozenSet[str]] = None, only_names: bool = False
+) -> Dict[str, Any]:
     """A dict whose ``get`` returns for each of ``names`` what ``reader(carrier)`` would.
 
     Usually the carrier itself: every value is a ``str``, all of them together within the size
     cap, and no name missing as written may be present in another case (checked with a few
     C-level calls, not a Python loop over the keys or values). Else a new dict of the names'
     values. Either way the extractors read with ``dict.get`` (a C call), and test a style's key
-    header with ``in``. ``name_set``: ``frozenset(names)``, precomputed by a caller.
+    header with ``in``. ``name_set``: ``frozenset(names)``, precomputed by a caller;
+    ``only_names``: the caller has seen ``carrier.keys() <= name_set``.
     """
     name_set = name_set or frozenset(names)
-    try:
-        # A ``_datadog`` object (SQS, SNS, ...) holds trace names only, as written: then no key
-        # can be another spelling of a missing name, without joining and lowering the keys.
-        only_names = carrier.keys() <= name_set
-    except Exception:  # a hostile key's __eq__: decide below
-        only_names = False
-    if only_names:
-        index, other_case = _ALL_LOWERCASE, False
-    else:
-        # _lowered_keys(carrier), inlined (without its delimiters, see _spelled_otherwise).
+    # A ``_datadog`` object (SQS, SNS, ...) holds trace names only, as written: then no key can
+    # be another spelling of a missing name, without joining and lowering the keys.
+    if not only_names:
         try:
-            keys = "\n".join(carrier)
-        except Exception:  # a key that is not a str: the lowered copy below filters such keys
-            keys = None
-        if keys is None:
-            index, other_case = "", True
-        else:
-            index = keys.lower()
-            if index == keys:
-                index, other_case = _ALL_LOWERCASE, False
-            else:
-                # Only the names absent as written are looked up in the index: a set difference
-                # with the dict, in C (API Gateway REST keeps the client's casing: every request).
-                # A name present with a None value is not in that difference, but its carrier
-                # fails the join of values below, and other_case is then decided name by name.
-                missing = name_set.difference(carrier)
-                other_case = False
-                for name in missing:
-                    if name in index:  # a substring of the lowered keys: check it exactly
-                        other_case = _spelled_otherwise(missing, carrier, index)
-                        break
-                if not other_case and len(carrier) > 2 * len(name_set):
-                    # An HTTP carrier (dozens of headers): only the values the extractors may
-                    # read must be str within the cap (TypeError: one is not, or None), not
-                    # every header's; a missing name counts as "".
-                    if plain_str_within_cap(list(map(carrier.get, names, _BLANKS))):
-                        return carrier
-                    other_case = _spelled_otherwise(names, carrier, index)
+            only_names = carrier.keys() <= name_set
+        except Exception:  # a hostile key's __eq__: the general path decides
+            pass
+    if only_names and plain_str_within_cap(carrier.values()):
+        return carrier  # the usual _datadog object
+    index = _ALL_LOWERCASE if only_names else _lowered_keys(carrier)
+    if index is None:
+        other_case = True  # a key that is not a str: the lowered copy filters such keys
+    elif index is _ALL_LOWERCASE:
+        other_case = False
+    else:
+        # Only the names absent as written are looked up in the index: a set difference with
+        # the dict, in C (API Gateway REST keeps the client's casing: every request). A name
+        # present with a None value is not in that difference, but its carrier fails the check
+        # of values below, and other_case is then decided name by name.
+        missing = name_set.difference(carrier)
+        # Usually no missing name is even a substring of the keys: known with C calls only.
+        other_case = any(map(index.__contains__, missing)) and _spelled_otherwise(missing, carrier, index)
+        if not other_case and len(carrier) > 2 * len(name_set):
+            # An HTTP carrier (dozens of headers): only the values the extractors may read must
+            # be str within the cap, not every header's; a missing name counts as "".
+            if plain_str_within_cap(list(map(carrier.get, names, _BLANKS))):
+                return carrier
+            other_case = _spelled_otherwise(names, carrier, index)
     if not other_case:
         if plain_str_within_cap(carrier.values()):
             return carrier
-        if index is not _ALL_LOWERCASE:  # (index is not "" here: other_case was False)
+        if index is not None and index is not _ALL_LOWERCASE:
             other_case = _spelled_otherwise(names, carrier, index)
+    return _copy_of_names(carrier, names, other_case)
+
+
+def _copy_of_names(carrier: dict, names: Tuple[str, ...], other_case: bool) -> Dict[str, Any]:
+    """``names``' values in ``carrier`` as ``str`` (in another case too when ``other_case``)."""
     get = carrier.get
     lowered = _lowered(carrier) if other_case else None
     found: Dict[str, Any] = {}
     for name in names:
         value = get(name)
-        if value is None:
-            if lowered is None:
-                continue
+        if value is None and lowered is not None:
             value = lowered.get(name)
-            if value is None:
-                continue
+        if value is None:
+            continue
         if type(value) is not str or len(value) > MAX_HEADER_CHARS:
             value = _first_str(value)
         if value is not None:
@@ -189,32 +185,28 @@ _BLANKS = repeat("")  # map()'s second argument: carrier.get(name, "")
 _ALL_LOWERCASE = "\n"
 
 
-def _lowered_keys(carrier: dict) -> str:
-    """Every key of ``carrier`` lowered, each between newlines, to tell with a C-level substring
-    search that a name missing as written is in no other case either.
+def _lowered_keys(carrier: dict) -> Optional[str]:
+    """Every key of ``carrier`` lowered and joined with newlines, for ``_spelled_otherwise``.
 
-    ``_ALL_LOWERCASE`` when lowering changes no key (the exact lookups said it all); "" when a key
-    is not a ``str`` (lower the carrier, which filters such keys). A hit, even a spurious one
-    across a newline inside a key, only means the carrier gets lowered. Lowering two dozen keys
+    ``_ALL_LOWERCASE`` when lowering changes no key (the exact lookups said it all); None when a
+    key is not a ``str`` (lower the carrier, which filters such keys). Lowering two dozen keys
     into a new dict (API Gateway REST keeps the client's casing) costs more than the rest of an
     extraction; this is one join and one lower.
     """
     try:
         keys = "\n".join(carrier)
     except Exception:
-        return ""
+        return None
     lowered = keys.lower()
-    if lowered == keys:
-        return _ALL_LOWERCASE
-    return "\n%s\n" % lowered
+    return _ALL_LOWERCASE if lowered == keys else lowered
 
 
 def _spelled_otherwise(names: Iterable[str], carrier: dict, lowered_keys: str) -> bool:
     """Whether a name missing (or None) in ``carrier`` as written may be another key's spelling.
 
-    ``lowered_keys``: the carrier's keys joined with newlines and lowered. A name that is not
-    even a substring of it is spelled no other way; one that is, is looked up between newlines
-    (as ``_lowered_keys`` delimits them). A hit, even a spurious one, only means a lowered copy.
+    ``lowered_keys``: ``_lowered_keys(carrier)``. A name that is not even a substring of it is
+    spelled no other way; one that is, is looked up between newlines. A hit, even a spurious one
+    across a newline inside a key, only means a lowered copy.
     """
     index = None
     for name in names:

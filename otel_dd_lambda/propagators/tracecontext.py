@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanContext
 from . import ddstate
 from .datadog import InjectState, inject_state
 from .headers import HeaderReader, logger
-from .precedence import MAX_TRACESTATE_MEMBERS, _fast_trace_state, remote_span_context
+from .precedence import MAX_TRACESTATE_MEMBERS, remote_span_context, trace_state
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -23,7 +23,8 @@ TRACESTATE = "tracestate"
 _LOWER_HEX_BYTES = b"0123456789abcdef"
 
 try:  # W3C's key and value grammar, as OTel's TraceState already compiled it (saves import time)
-    from opentelemetry.trace.span import _KEY_PATTERN as _KEY, _VALUE_PATTERN as _VALUE
+    from opentelemetry.trace.span import _KEY_PATTERN as _KEY
+    from opentelemetry.trace.span import _VALUE_PATTERN as _VALUE
 except ImportError:  # pragma: no cover - a future OTel without them
     import re
 
@@ -103,7 +104,7 @@ def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
         logger.debug("traceparent %r invalid: no W3C context", raw[:64])
         return None
     trace_id, span_id, flags = parsed
-    return remote_span_context(trace_id, span_id, bool(flags & 1), _fast_trace_state(parse_tracestate(get(TRACESTATE))))
+    return remote_span_context(trace_id, span_id, bool(flags & 1), trace_state(parse_tracestate(get(TRACESTATE))))
 
 
 def tracestate_header(span_context: SpanContext, state: Optional[InjectState] = None) -> str:
@@ -111,10 +112,10 @@ def tracestate_header(span_context: SpanContext, state: Optional[InjectState] = 
     if state is None:
         state = inject_state(span_context)
     value = "dd=p:%016x%s" % (span_context.span_id, state.dd_rest)
-    trace_state = span_context.trace_state
-    if len(trace_state) > (1 if ddstate.MEMBER_KEY in trace_state else 0):
+    members = span_context.trace_state
+    if len(members) > (1 if ddstate.MEMBER_KEY in members else 0):
         parts = [value]
-        for key, val in trace_state.items():
+        for key, val in members.items():
             if key != ddstate.MEMBER_KEY and len(parts) < MAX_TRACESTATE_MEMBERS:
                 parts.append("%s=%s" % (key, val))
         value = ",".join(parts)

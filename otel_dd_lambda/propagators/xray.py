@@ -17,20 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_setter
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext
 
 from .. import config, ids
 from . import ddstate
-from .headers import HeaderReader, logger, reader, write_headers
-from .precedence import _fast_trace_state, merge_into
+from .headers import HeaderReader, logger
+from .precedence import remote_span_context, trace_state
 
-# The names opentelemetry.propagators.aws.aws_xray_propagator gives them. That module (and the
-# upstream propagator class) is imported only with XRayPropagator: the composite and the Lambda
-# event path need neither, and cold start pays for every import.
+# The names opentelemetry.propagators.aws.aws_xray_propagator gives them; that module is imported
+# only with XRayPropagator (see __getattr__ below).
 TRACE_HEADER_KEY = "X-Amzn-Trace-Id"
 AWS_TRACE_HEADER_ENV_KEY = "_X_AMZN_TRACE_ID"
 HEADER = TRACE_HEADER_KEY.lower()
@@ -69,7 +64,7 @@ def parse_header(value: Optional[str]) -> Optional[XRayHeader]:
         elif lowered == "parent":
             parent_id = ids.parse_hex_span_id(val)
         elif lowered == "sampled":
-            sampled = False if val == "0" else (True if val == "1" else None)
+            sampled = ids.parse_xray_sampled(val)
         elif sep and key and lowered not in _DROPPED_KEYS:
             if _EXTRA_CHARS.issuperset(key) and _EXTRA_CHARS.issuperset(val):
                 extra.append((key, val))
@@ -93,14 +88,7 @@ def _to_span_context(header: XRayHeader, priority: Optional[int]) -> SpanContext
     extra = _extra_member(header.extra)
     if extra:
         members[MEMBER_KEY] = extra
-    sampled = header.sampled is not False
-    return SpanContext(
-        trace_id=header.trace_id,
-        span_id=header.parent_id,
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
-        trace_state=_fast_trace_state(members),
-    )
+    return remote_span_context(header.trace_id, header.parent_id, header.sampled is not False, trace_state(members))
 
 
 def extract_span_context(get: HeaderReader) -> Optional[SpanContext]:
@@ -126,11 +114,10 @@ def lambda_span_context(value: Optional[str] = None) -> Optional[SpanContext]:
 
 def header_value(span_context: SpanContext) -> str:
     """``X-Amzn-Trace-Id`` for an outgoing request, with carried ``Lineage``/unknown keys."""
-    sampled = "1" if span_context.trace_flags & TraceFlags.SAMPLED else "0"
-    value = "Root=%s;Parent=%016x;Sampled=%s" % (
+    value = "Root=%s;Parent=%s;Sampled=%s" % (
         ids.format_xray_trace_id(span_context.trace_id),
-        span_context.span_id,
-        sampled,
+        ids.format_span_id_hex(span_context.span_id),
+        ids.format_xray_sampled(span_context.trace_flags.sampled),
     )
     extra = span_context.trace_state.get(MEMBER_KEY)
     if extra:
@@ -144,60 +131,16 @@ def inject_headers(span_context: SpanContext, set_header: Any, state: object = N
     set_header(TRACE_HEADER_KEY, header_value(span_context))
 
 
-def _define_propagator() -> type:
-    from opentelemetry.propagators.aws.aws_xray_propagator import AwsXRayPropagator
-
-    class XRayPropagator(AwsXRayPropagator):
-        """``AwsXRayPropagator`` with the gaps above closed (entry point ``datadog_xray``).
-
-        Reads the carrier, then (unless told not to) Lambda's ``_X_AMZN_TRACE_ID`` as a last resort.
-        """
-
-        def __init__(self, use_lambda_environment: bool = True) -> None:
-            self._use_env = use_lambda_environment
-
-        def extract(
-            self,
-            carrier: CarrierT,
-            context: Optional[Context] = None,
-            getter: Getter[CarrierT] = None,  # type: ignore[assignment]
-        ) -> Context:
-            if context is None:
-                context = Context()
-            try:
-                span_context = extract_span_context(reader(carrier, getter))
-                style = "xray"
-                if span_context is None and self._use_env:
-                    existing = trace.get_current_span(context).get_span_context()
-                    if existing.is_valid and existing.is_remote:
-                        return context  # the event's own context always wins over Lambda's
-                    span_context, style = lambda_span_context(), "xray-lambda"
-            except Exception:
-                logger.debug("X-Ray extraction failed", exc_info=True)
-                return context
-            if span_context is None:
-                return context
-            return merge_into(context, span_context, style)
-
-        def inject(
-            self,
-            carrier: CarrierT,
-            context: Optional[Context] = None,
-            setter: Setter[CarrierT] = default_setter,
-        ) -> None:
-            write_headers(carrier, context, setter, inject_headers, "X-Ray")
-
-    XRayPropagator.__qualname__ = "XRayPropagator"  # a module-level name, as if defined there
-    return XRayPropagator
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from opentelemetry.propagators.aws.aws_xray_propagator import AwsXRayPropagator as XRayPropagator
+if TYPE_CHECKING:
+    pass
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: XRayPropagator subclasses the upstream propagator; it is defined on first use.
+    # PEP 562: XRayPropagator subclasses the upstream propagator, whose module only it needs
+    # (the composite and the Lambda event path do not, and cold start pays for every import).
     if name == "XRayPropagator":
-        cls = globals()["XRayPropagator"] = _define_propagator()
-        return cls
+        from .xray_propagator import XRayPropagator
+
+        globals()[name] = XRayPropagator
+        return XRayPropagator
     raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -17,7 +17,10 @@ import socket
 import time
 from typing import Optional, Tuple
 
+from opentelemetry.trace import SpanContext
+
 from .. import config, ids
+from ..propagators import ddstate, xray
 
 logger = logging.getLogger(__name__)
 
@@ -49,28 +52,8 @@ def parse_daemon_address(value: Optional[str]) -> Optional[Tuple[str, int]]:
     return host.strip("[]"), int(port)
 
 
-def _header_fields(header: Optional[str]) -> Optional[Tuple[str, str, Optional[str]]]:
-    """``(root, parent, sampled)`` of an ``_X_AMZN_TRACE_ID`` value, validated, else None."""
-    if not header or len(header) > 1024:
-        return None
-    root = parent = sampled = None
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == "Root":
-            root = value
-        elif key == "Parent":
-            parent = value
-        elif key == "Sampled":
-            sampled = value
-    if ids.parse_xray_trace_id(root) is None or ids.parse_hex_span_id(parent) is None:
-        return None
-    return root, parent, sampled  # type: ignore[return-value]
-
-
-def xray_parent(header: Optional[str] = None):
+def xray_parent(header: Optional[str] = None) -> Optional[SpanContext]:
     """The span context of Lambda's X-Ray segment, or None (absent, malformed or unsampled)."""
-    from ..propagators import xray
-
     return xray.lambda_span_context(header if header is not None else config.lambda_trace_header())
 
 
@@ -83,19 +66,18 @@ def build_datagram(
     end_time: Optional[float] = None,
 ) -> Optional[bytes]:
     """The daemon datagram (header line + subsegment JSON), or None when it must not be sent."""
-    fields = _header_fields(header)
-    if fields is None:
+    parsed = xray.parse_header(header)
+    if parsed is None:
         return None
-    root, parent, sampled = fields
-    if sampled == "0":
+    if parsed.sampled is False:
         return None  # the X-Ray trace is sampled out: nothing would keep the subsegment
     import json
 
     now = time.time()
     document = {
         "id": "%016x" % ids.generate_span_id(),
-        "trace_id": root,
-        "parent_id": parent,
+        "trace_id": ids.format_xray_trace_id(parsed.trace_id),
+        "parent_id": ids.format_span_id_hex(parsed.parent_id),
         "name": SUBSEGMENT_NAME,
         "start_time": now if start_time is None else start_time,
         "end_time": now if end_time is None else end_time,
@@ -118,7 +100,7 @@ def build_datagram(
 
 
 def send_metadata_subsegment(
-    span_context,
+    span_context: Optional[SpanContext],
     header: Optional[str] = None,
     address: Optional[str] = None,
 ) -> bool:
@@ -129,8 +111,6 @@ def send_metadata_subsegment(
         target = parse_daemon_address(address if address is not None else config.xray_daemon_address())
         if target is None or span_context is None or not span_context.is_valid:
             return False
-        from ..propagators import ddstate
-
         sampled = bool(span_context.trace_flags & 1)
         state = ddstate.parse_dd_member(span_context.trace_state.get(ddstate.MEMBER_KEY))
         data = build_datagram(
