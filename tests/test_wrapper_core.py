@@ -328,8 +328,8 @@ def test_cold_start_import_spans_under_the_first_invocation(monkeypatch, tmp_pat
 
     # the loader we stood in for is back once the module ran (a SourceFileLoader, or the loader
     # of ddtrace's ModuleWatchdog when its pytest plugin is active)
-    assert type(slow_mod_for_cold_start.__spec__.loader).__name__ != "_TimedLoader"
-    assert type(slow_mod_for_cold_start.__loader__).__name__ != "_TimedLoader"
+    assert type(slow_mod_for_cold_start.__spec__.loader).__name__ != "_StandInLoader"
+    assert type(slow_mod_for_cold_start.__loader__).__name__ != "_StandInLoader"
     handler = instrument_handler(lambda event, context: None, tracer_provider=provider)
     handler({}, FakeContext())
     handler({}, FakeContext())
