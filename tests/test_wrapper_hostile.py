@@ -89,7 +89,8 @@ def test_mutated_samples(name, path, value):
 
 
 @pytest.mark.parametrize("event", [None, 0, -1, 2**200, "x" * 2_000_000, b"\xff" * 1000, [], [None], Weird(),
-                                   {"Records": None}, {"Records": [None]}, {"headers": {"x-datadog-trace-id": "9" * 10_000}},
+                                   {"Records": None}, {"Records": [None]},
+                                   {"headers": {"x-datadog-trace-id": "9" * 10_000}},
                                    {"requestContext": {"requestTimeEpoch": "nan", "stage": "x"}, "headers": {}}])
 def test_odd_events(event):
     _check(event)
