@@ -6,7 +6,7 @@ at cold start and each feature pays only for what it loads.
 
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 _PUBLIC = {
     "configure": "otel_dd_lambda.runtime.configure",
@@ -20,10 +20,13 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runtime.configure import configure
-    from .extract import EventContext, extract_context
-    from .injection import get_trace_headers, inject
-    from .runtime.wrapper import instrument_handler
+    # the names above, for type checkers (``as`` marks each as re-exported)
+    from .extract import EventContext as EventContext
+    from .extract import extract_context as extract_context
+    from .injection import get_trace_headers as get_trace_headers
+    from .injection import inject as inject
+    from .runtime.configure import configure as configure
+    from .runtime.wrapper import instrument_handler as instrument_handler
 
 
 def __getattr__(name: str) -> Any:

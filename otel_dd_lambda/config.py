@@ -127,6 +127,7 @@ class LambdaSettings:
         "profiling_ignore_profiler", "flush_to_log", "xray_daemon_address", "function_name",
         "function_version", "memory_mb", "region", "xray_trace_header", "flush_margin_ms",
         "log_stream_name", "timeout_detection", "apm_flush_deadline_ms", "managed_instances",
+        "capture_payload", "capture_payload_max_depth", "span_attribute_limit_from_env",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -174,6 +175,14 @@ class LambdaSettings:
         self.timeout_detection: bool = env_flag("DD_TRACE_AWS_LAMBDA_ENABLED", True, env)
         deadline = env_int("DD_APM_FLUSH_DEADLINE_MILLISECONDS", DEFAULT_APM_FLUSH_DEADLINE_MS, env)
         self.apm_flush_deadline_ms: int = deadline if deadline >= 0 else DEFAULT_APM_FLUSH_DEADLINE_MS
+        # DD_CAPTURE_LAMBDA_PAYLOAD: request and response as flattened tags of the invocation span
+        # (datadog_lambda's variables and defaults).
+        self.capture_payload: bool = env_flag("DD_CAPTURE_LAMBDA_PAYLOAD", False, env)
+        self.capture_payload_max_depth: int = env_int("DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH", 10, env)
+        # Whether the user chose the SDK's span attribute count limit (the SDK reads the values):
+        # configure() raises the default only when they did not.
+        self.span_attribute_limit_from_env: bool = any(
+            (env.get(name) or "").strip() for name in ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"))
 
 
 def lambda_settings(environ: Optional[Mapping[str, str]] = None) -> LambdaSettings:

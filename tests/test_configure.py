@@ -119,7 +119,7 @@ def test_flush_to_log_writes_traces_on_stdout():
         handler({}, Ctx())
     """, {"DD_FLUSH_TO_LOG": "true", "OTEL_DD_LAMBDA_EXPORT_MODE": ""})
     assert proc.returncode == 0, proc.stderr
-    line = [l for l in proc.stdout.splitlines() if l.startswith('{"traces"')][-1]
+    line = [out for out in proc.stdout.splitlines() if out.startswith('{"traces"')][-1]
     (span,) = [s for s in json.loads(line)["traces"][0] if s["name"] == "aws.lambda"]
     assert span["type"] == "serverless" and span["meta"]["request_id"] == "r1"
     assert span["meta"]["cold_start"] == "true" and span["service"] == "my-fn"
@@ -190,7 +190,7 @@ def test_cold_start_tracing_through_the_redirect(user_code):
         handler({}, Ctx())
     """, {"DD_LAMBDA_HANDLER": "app.main.handler", "DD_MIN_COLD_START_DURATION": "0"}, cwd=user_code)
     assert proc.returncode == 0, proc.stderr
-    line = [l for l in proc.stdout.splitlines() if l.startswith('{"traces"')][-1]
+    line = [out for out in proc.stdout.splitlines() if out.startswith('{"traces"')][-1]
     spans = [s for chunk in json.loads(line)["traces"] for s in chunk]
     names = {s["name"] for s in spans}
     assert {"aws.lambda", "aws.lambda.load", "aws.lambda.import"} <= names
@@ -209,3 +209,53 @@ def test_profiling_starts_ddtraces_profiler():
     """, {"DD_PROFILING_UPLOAD_INTERVAL": "3600", "DD_TRACE_AGENT_URL": "http://127.0.0.1:9"})
     name, status = last_json(proc)
     assert name == "Profiler" and "RUNNING" in status.upper()
+
+
+_PAYLOAD_RUN = """
+    import json, otel_dd_lambda
+    otel_dd_lambda.configure()
+    class Ctx:
+        aws_request_id = "r1"; invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+        def get_remaining_time_in_millis(self): return 5000
+    event = {"k%04d" % i: i for i in range(1500)}
+    otel_dd_lambda.instrument_handler(lambda e, c: {"ok": 1})(event, Ctx())
+"""
+
+
+def _payload_span(env):
+    proc = run(_PAYLOAD_RUN, dict({"DD_CAPTURE_LAMBDA_PAYLOAD": "true", "DD_COLD_START_TRACING": "false"}, **env))
+    assert proc.returncode == 0, proc.stderr
+    line = [out for out in proc.stdout.splitlines() if out.startswith('{"traces"')][-1]
+    (span,) = [s for chunk in json.loads(line)["traces"] for s in chunk if s["name"] == "aws.lambda"]
+    return span["meta"]
+
+
+def test_configure_makes_room_for_captured_payloads():
+    from otel_dd_lambda.runtime.payload import MAX_TAGS
+
+    meta = _payload_span({})
+    assert sum(key.startswith("function.request.") for key in meta) == MAX_TAGS  # payload's own cap
+    assert meta["function.response.ok"] == "1"
+    assert meta["request_id"] == "r1" and meta["function_arn"] == "arn:aws:lambda:eu-west-1:1:function:my-fn"
+
+
+@pytest.mark.parametrize("variable", ["OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"])
+def test_a_users_attribute_limit_is_kept_and_the_spans_own_tags_survive_it(variable):
+    meta = _payload_span({variable: "200"})
+    captured = [key for key in meta if key.startswith("function.")]
+    assert 100 < len(captured) < 200
+    assert meta["request_id"] == "r1" and meta["function_arn"] == "arn:aws:lambda:eu-west-1:1:function:my-fn"
+
+
+def test_botocore_hook_waits_for_botocore_and_then_injects():
+    proc = run("""
+        import json, sys, otel_dd_lambda
+        otel_dd_lambda.configure()
+        before = "botocore" in sys.modules
+        import boto3
+        from otel_dd_lambda import botocore_hook
+        print(json.dumps([before, botocore_hook._original_create_client is not None,
+                          [type(f).__name__ for f in sys.meta_path if type(f).__name__ == "_PostImportHook"]]))
+    """)
+    # botocore is never imported by configure(); the hook goes in once it is, then leaves sys.meta_path
+    assert last_json(proc) == [False, True, []]

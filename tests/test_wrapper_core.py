@@ -7,7 +7,6 @@ import json
 import sys
 import time
 import traceback
-from typing import Any
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -15,14 +14,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_dd_lambda import config
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.wrapper_support import ARN, FakeContext, by_name, manifest, pipeline, sample
 from tests.support.reference import reference_trigger_tags
+from tests.wrapper_support import ARN, FakeContext, by_name, manifest, pipeline, sample
 
 
 @pytest.fixture(autouse=True)
 def fresh_sandbox(monkeypatch):
     for name in ("DD_TRACE_ENABLED", "DD_MERGE_XRAY_TRACES", "_X_AMZN_TRACE_ID", "DD_TRACE_MANAGED_SERVICES",
-                 "DD_COLD_START_TRACING", "OTEL_SDK_DISABLED", "DD_SERVICE"):
+                 "DD_COLD_START_TRACING", "OTEL_SDK_DISABLED", "DD_SERVICE", "DD_CAPTURE_LAMBDA_PAYLOAD",
+                 "DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "My-Func")
     monkeypatch.setenv("DD_COLD_START_TRACING", "false")
@@ -206,7 +206,8 @@ def test_function_span_tags_match_datadog_lambda():
     assert proc.returncode == 0, proc.stderr
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
     provider, memory = pipeline()
-    instrument_handler(lambda e, c: None, tracer_provider=provider)(sample("sqs-string-msg-attribute.json"), FakeContext())
+    event = sample("sqs-string-msg-attribute.json")
+    instrument_handler(lambda e, c: None, tracer_provider=provider)(event, FakeContext())
     ours = invocation_span(memory.get_finished_spans()).attributes
     for key in ("cold_start", "function_arn", "function_version", "request_id", "functionname",
                 "resource_names", "function_trigger.event_source", "function_trigger.event_source_arn"):
@@ -328,8 +329,8 @@ def test_cold_start_import_spans_under_the_first_invocation(monkeypatch, tmp_pat
 
     # the loader we stood in for is back once the module ran (a SourceFileLoader, or the loader
     # of ddtrace's ModuleWatchdog when its pytest plugin is active)
-    assert type(slow_mod_for_cold_start.__spec__.loader).__name__ != "_TimedLoader"
-    assert type(slow_mod_for_cold_start.__loader__).__name__ != "_TimedLoader"
+    assert type(slow_mod_for_cold_start.__spec__.loader).__name__ != "_StandInLoader"
+    assert type(slow_mod_for_cold_start.__loader__).__name__ != "_StandInLoader"
     handler = instrument_handler(lambda event, context: None, tracer_provider=provider)
     handler({}, FakeContext())
     handler({}, FakeContext())
@@ -361,8 +362,59 @@ def test_settings_read_every_documented_variable():
     assert s.tags == (("team", "a"), ("tier", "b"))
     assert (s.logs_injection, s.cold_start_tracing, s.min_cold_start_duration_ms) == (False, False, 7)
     assert s.cold_start_skip_libs == frozenset(("a", "b"))
-    assert (s.managed_services, s.lambda_handler, s.profiling_enabled, s.flush_to_log) == (False, "app.handler", True, True)
+    assert (s.managed_services, s.lambda_handler, s.profiling_enabled, s.flush_to_log) == (
+        False, "app.handler", True, True)
     assert s.xray_daemon_address == "127.0.0.1:2000"
     assert config.lambda_settings({"OTEL_SERVICE_NAME": "o", "AWS_LAMBDA_FUNCTION_NAME": "f"}).service == "o"
     assert config.lambda_settings({"AWS_LAMBDA_FUNCTION_NAME": "f"}).service == "f"
     assert config.lambda_settings({"OTEL_SDK_DISABLED": "true"}).trace_enabled is False
+
+
+# ---------------------------------------------------------------- payload capture
+
+
+def test_payload_settings():
+    s = config.lambda_settings({})
+    assert (s.capture_payload, s.capture_payload_max_depth, s.span_attribute_limit_from_env) == (False, 10, False)
+    s = config.lambda_settings({"DD_CAPTURE_LAMBDA_PAYLOAD": "true", "DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH": "3",
+                                "OTEL_ATTRIBUTE_COUNT_LIMIT": "64"})
+    assert (s.capture_payload, s.capture_payload_max_depth, s.span_attribute_limit_from_env) == (True, 3, True)
+    assert config.lambda_settings({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "9"}).span_attribute_limit_from_env
+
+
+def test_payload_capture_on_error_and_depth(monkeypatch):
+    monkeypatch.setenv("DD_CAPTURE_LAMBDA_PAYLOAD", "true")
+    monkeypatch.setenv("DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH", "2")
+    provider, memory = pipeline()
+
+    def handler(event, context):
+        raise KeyError("k")
+
+    with pytest.raises(KeyError):
+        instrument_handler(handler, tracer_provider=provider)({"a": {"b": {"c": 1}}, "password": "p"}, FakeContext())
+    attributes = invocation_span(memory.get_finished_spans()).attributes
+    # at the depth limit the rest is one string; no response (as datadog_lambda tags it)
+    assert attributes["function.request.a.b"] == "{'c': 1}"
+    assert attributes["function.request.password"] == "redacted"
+    assert attributes["function.response"] == "None"
+    assert invocation_span(memory.get_finished_spans()).status.status_code is StatusCode.ERROR
+
+
+def test_payload_tags_over_a_user_providers_limit_leave_the_spans_own_attributes(monkeypatch):
+    """Past its attribute count limit the SDK evicts the oldest attributes: the span's own."""
+    monkeypatch.setenv("DD_CAPTURE_LAMBDA_PAYLOAD", "true")
+    provider, memory = pipeline()  # the SDK's default limits: 128 attributes
+    baseline_provider, baseline = pipeline()
+    event = {"k%03d" % i: i for i in range(300)}
+    instrument_handler(lambda e, c: {"statusCode": 200}, tracer_provider=baseline_provider)({}, FakeContext())
+    instrument_handler(lambda e, c: {"statusCode": 200}, tracer_provider=provider)(event, FakeContext())
+    own = dict(invocation_span(baseline.get_finished_spans()).attributes)
+    span = invocation_span(memory.get_finished_spans())
+    attributes = dict(span.attributes)
+    assert len(attributes) == 128 and span.dropped_attributes > 0
+    own.pop("function.request", None)
+    for key, value in own.items():
+        if key.startswith("function.") or key in ("cold_start", "faas.coldstart"):
+            continue  # payload tags, and the cold start (the first of the two invocations only)
+        assert attributes[key] == value, key
+    assert sum(key.startswith("function.request.") for key in attributes) > 50

@@ -89,7 +89,8 @@ def test_mutated_samples(name, path, value):
 
 
 @pytest.mark.parametrize("event", [None, 0, -1, 2**200, "x" * 2_000_000, b"\xff" * 1000, [], [None], Weird(),
-                                   {"Records": None}, {"Records": [None]}, {"headers": {"x-datadog-trace-id": "9" * 10_000}},
+                                   {"Records": None}, {"Records": [None]},
+                                   {"headers": {"x-datadog-trace-id": "9" * 10_000}},
                                    {"requestContext": {"requestTimeEpoch": "nan", "stage": "x"}, "headers": {}}])
 def test_odd_events(event):
     _check(event)
@@ -336,3 +337,37 @@ def test_hostile_contexts_through_the_handler_redirect(tmp_path):
     # the last context in sorted order is not one of them, so every span is out by the end
     assert len(spans) == 2 * len(NAMED_CONTEXTS)
     assert sum(span["error"] for span in spans) == len(NAMED_CONTEXTS)
+
+
+class _ProviderFailingFirst:
+    """A real provider whose first ``get_tracer`` fails (setup at decoration time then waits)."""
+
+    def __init__(self, failures: int) -> None:
+        self.provider, self.memory = pipeline()
+        self.failures = failures
+
+    def get_tracer(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("not ready")
+        return self.provider.get_tracer(*args, **kwargs)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.provider.force_flush(timeout_millis)
+
+
+@pytest.mark.internal_error_expected
+def test_setup_failing_at_decoration_is_retried_by_the_first_invocation():
+    provider = _ProviderFailingFirst(failures=1)
+    handler = instrument_handler(lambda e, c: "result", tracer_provider=provider)
+    assert handler.instrumentation.tracer is None
+    assert handler({}, FakeContext()) == "result"
+    assert [s.name for s in provider.memory.get_finished_spans()] == ["My-Func"]
+
+
+@pytest.mark.internal_error_expected
+def test_setup_failing_every_time_leaves_the_handler_untraced():
+    provider = _ProviderFailingFirst(failures=10)
+    handler = instrument_handler(lambda e, c: "result", tracer_provider=provider)
+    assert handler({}, FakeContext()) == "result" and handler({}, FakeContext()) == "result"
+    assert provider.memory.get_finished_spans() == ()

@@ -17,10 +17,11 @@ it served invocations (``multiprocessing`` in a handler) inherits the count, it 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from typing import Any, List, Optional, Tuple
+
+from .import_hooks import ChainedFinder
 
 PROACTIVE_INIT_THRESHOLD_NS = 10 * 1_000_000_000
 MAX_RECORDS = 10_000  # bounded memory even if init imports a whole distribution
@@ -103,82 +104,20 @@ class ImportRecord:
         self.children: List[ImportRecord] = []
 
 
-class _TimedLoader:
-    """Stands in for a module's loader only while the module executes, timing ``exec_module``."""
-
-    def __init__(self, loader: Any, hook: "_ImportHook", name: str, filename: Optional[str]) -> None:
-        self._loader = loader
-        self._hook = hook
-        self._name = name
-        self._filename = filename
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: Any) -> Any:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        # Give the module its real loader back before its code runs (importlib.resources,
-        # pkgutil and friends look at __loader__ / __spec__.loader).
-        loader = self._loader
-        try:
-            module.__loader__ = loader
-            if getattr(module, "__spec__", None) is not None:
-                module.__spec__.loader = loader
-        except Exception:
-            pass
-        record = self._hook.begin(self._name, self._filename)
-        try:
-            loader.exec_module(module)
-        finally:
-            self._hook.end(record)
-            # another import hook in the chain (ddtrace's ModuleWatchdog) may have put us back
-            if getattr(module, "__loader__", None) is self:
-                module.__loader__ = loader
-
-
-class _ImportHook:
-    """A ``sys.meta_path`` finder that asks the finders after it and times what they find."""
+class _ImportTimer(ChainedFinder):
+    """Times the execution of every module loaded from a file, nested as imported."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.roots: List[ImportRecord] = []
         self.count = 0
-        self._local = threading.local()
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if self.count >= MAX_RECORDS:
-            return None
-        # Another hook that walks sys.meta_path itself (ddtrace's ModuleWatchdog) calls us back
-        # from inside our own lookup: answer "not mine" then, or the module is timed twice.
-        searching = getattr(self._local, "searching", None)
-        if searching is None:
-            searching = self._local.searching = set()
-        if fullname in searching:
-            return None
-        try:
-            finders = sys.meta_path
-            index = finders.index(self)
-        except ValueError:
-            return None
-        searching.add(fullname)
-        try:
-            spec = None
-            for finder in finders[index + 1:]:
-                find_spec = getattr(finder, "find_spec", None)
-                if find_spec is None:
-                    continue
-                spec = find_spec(fullname, path, target)
-                if spec is not None:
-                    break
-        finally:
-            searching.discard(fullname)
-        if spec is not None:
-            loader = spec.loader
-            # Built-in and frozen modules load in microseconds; only file-backed ones are timed.
-            if loader is not None and spec.has_location and hasattr(loader, "exec_module"):
-                spec.loader = _TimedLoader(loader, self, fullname, spec.origin)
-        return spec
+    def wants(self, fullname: str) -> bool:
+        return self.count < MAX_RECORDS
+
+    def wraps(self, spec: Any) -> bool:
+        # Built-in and frozen modules load in microseconds; only file-backed ones are timed.
+        return bool(spec.has_location)
 
     def begin(self, name: str, filename: Optional[str]) -> Optional[ImportRecord]:
         stack = getattr(self._local, "stack", None)
@@ -194,7 +133,7 @@ class _ImportHook:
         stack.append(record)
         return record
 
-    def end(self, record: Optional[ImportRecord]) -> None:
+    def end(self, name: str, record: Optional[ImportRecord], succeeded: bool) -> None:
         if record is None:
             return
         record.end_ns = time.time_ns()
@@ -203,7 +142,7 @@ class _ImportHook:
             stack.pop()
 
 
-_hook: Optional[_ImportHook] = None
+_hook: Optional[_ImportTimer] = None
 
 
 def install_import_hook() -> bool:
@@ -213,8 +152,8 @@ def install_import_hook() -> bool:
         return True
     if _invocations:
         return False
-    _hook = _ImportHook()
-    sys.meta_path.insert(0, _hook)
+    _hook = _ImportTimer()
+    _hook.install()
     return True
 
 
@@ -224,10 +163,7 @@ def take_imports() -> List[ImportRecord]:
     hook = _hook
     if hook is None:
         return []
-    try:
-        sys.meta_path.remove(hook)
-    except ValueError:
-        pass
+    hook.uninstall()
     _hook = None
     return hook.roots
 

@@ -21,17 +21,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Dict, Iterable, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .. import config, otel_layer
 from .._version import __version__
 from . import cold_start, snapstart
+from .import_hooks import ChainedFinder
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.RLock()
 _provider: Optional[Any] = None
-_processors: list = []
+_processors: List[Any] = []
 
 
 def is_configured() -> bool:
@@ -110,6 +112,56 @@ def install_propagator() -> Any:
     return propagator
 
 
+@dataclass(frozen=True)
+class SetupOptions:
+    """What ``configure()`` sets up: its keywords resolved against the environment, once."""
+
+    settings: config.LambdaSettings
+    service: Optional[str]
+    env: Optional[str]
+    version: Optional[str]
+    agent_url: Optional[str]
+    mode: Optional[str]
+    exporter: Optional[Any]
+    span_processors: Tuple[Any, ...]
+    tracer_provider: Optional[Any]
+    resource_attributes: Optional[Mapping[str, Any]]
+    set_global: bool
+    propagator: bool
+    logs_injection: bool
+    cold_start_tracing: bool
+    profiling: bool
+    instrument_botocore: bool
+
+    @classmethod
+    def resolve(cls, settings: config.LambdaSettings, *, service: Optional[str] = None,
+                env: Optional[str] = None, version: Optional[str] = None, agent_url: Optional[str] = None,
+                mode: Optional[str] = None, exporter: Optional[Any] = None, span_processors: Iterable[Any] = (),
+                tracer_provider: Optional[Any] = None, resource_attributes: Optional[Mapping[str, Any]] = None,
+                set_global: bool = True, propagator: bool = True, logs_injection: Optional[bool] = None,
+                cold_start_tracing: Optional[bool] = None, profiling: Optional[bool] = None,
+                instrument_botocore: bool = True) -> "SetupOptions":
+        """A keyword left at None takes the environment's value (``settings``)."""
+        return cls(
+            settings=settings,
+            service=service or settings.service,
+            env=env or settings.env,
+            version=version or settings.version,
+            agent_url=agent_url,
+            mode="log" if mode is None and settings.flush_to_log else mode,
+            exporter=exporter,
+            span_processors=tuple(span_processors),
+            tracer_provider=tracer_provider,
+            resource_attributes=resource_attributes,
+            set_global=set_global,
+            propagator=propagator,
+            logs_injection=settings.logs_injection if logs_injection is None else logs_injection,
+            cold_start_tracing=settings.cold_start_tracing if cold_start_tracing is None else cold_start_tracing,
+            profiling=settings.profiling_enabled if profiling is None else profiling,
+            instrument_botocore=instrument_botocore,
+        )
+
+
 def configure(
     *,
     service: Optional[str] = None,
@@ -148,10 +200,13 @@ def configure(
 
             return NoOpTracerProvider()
         try:
-            _provider = _configure(settings, service, env, version, agent_url, mode, exporter,
-                                   span_processors, tracer_provider, resource_attributes, set_global,
-                                   propagator, logs_injection, cold_start_tracing, profiling,
-                                   instrument_botocore)
+            options = SetupOptions.resolve(
+                settings, service=service, env=env, version=version, agent_url=agent_url, mode=mode,
+                exporter=exporter, span_processors=span_processors, tracer_provider=tracer_provider,
+                resource_attributes=resource_attributes, set_global=set_global, propagator=propagator,
+                logs_injection=logs_injection, cold_start_tracing=cold_start_tracing, profiling=profiling,
+                instrument_botocore=instrument_botocore)
+            _provider = _configure(options)
         except Exception:
             # Tracing must never stop the function: fall back to the no-op provider.
             logger.exception("otel_dd_lambda: tracing setup failed, tracing is off")
@@ -161,69 +216,97 @@ def configure(
         return _provider
 
 
-def _configure(settings: config.LambdaSettings, service: Optional[str], env: Optional[str],
-               version: Optional[str], agent_url: Optional[str], mode: Optional[str],
-               exporter: Optional[Any], span_processors: Iterable[Any], tracer_provider: Optional[Any],
-               resource_attributes: Optional[Mapping[str, Any]], set_global: bool, propagator: bool,
-               logs_injection: Optional[bool], cold_start_tracing: Optional[bool],
-               profiling: Optional[bool], instrument_botocore: bool) -> Any:
+def _configure(options: SetupOptions) -> Any:
     # The import hook goes in first so that the imports below are timed too.
-    if settings.cold_start_tracing if cold_start_tracing is None else cold_start_tracing:
+    if options.cold_start_tracing:
         cold_start.install_import_hook()
     snapstart.register_restore_hooks()
-    if propagator:
+    if options.propagator:
         install_propagator()
+    provider = _tracer_provider(options)
+    _add_exporter(provider, options)
+    if options.logs_injection:
+        from . import log_correlation
 
+        log_correlation.install(options.service, options.env, options.version)
+    if options.profiling:
+        from . import profiling
+
+        profiling.start_profiler()
+    if options.instrument_botocore:
+        _install_botocore_hook()
+    return provider
+
+
+def _tracer_provider(options: SetupOptions) -> Any:
+    """The user's provider (given, or the global SDK one), or a new one for Lambda."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
 
-    from ..exporters.processor import LambdaSpanProcessor
-    from ..ids import DatadogXRayIdGenerator
-
-    service = service or settings.service
-    env = env or settings.env
-    version = version or settings.version
-    provider = tracer_provider
-    if provider is None and set_global:
+    provider = options.tracer_provider
+    if provider is None and options.set_global:
         current = trace.get_tracer_provider()
         if isinstance(current, TracerProvider):
             provider = current  # the user's own SDK provider: add to it, do not fight over it
-    if provider is None:
-        from opentelemetry.sdk.resources import Resource
-
-        resource = Resource(lambda_resource_attributes(settings, service, env, version, resource_attributes))
-        provider = TracerProvider(resource=resource, id_generator=DatadogXRayIdGenerator())
-        if set_global:
+    if provider is not None:
+        if options.set_global and trace.get_tracer_provider() is not provider:
             trace.set_tracer_provider(provider)
-    elif set_global and trace.get_tracer_provider() is not provider:
-        trace.set_tracer_provider(provider)
+        if options.settings.capture_payload and not options.settings.span_attribute_limit_from_env:
+            # Its limits are its own: payload tags beyond them are dropped (the wrapper keeps the
+            # invocation span's own attributes).
+            logger.info("DD_CAPTURE_LAMBDA_PAYLOAD with your own TracerProvider: its span attribute limit "
+                        "applies (set OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT to keep every payload tag)")
+        return provider
 
+    from opentelemetry.sdk.resources import Resource
+
+    from ..ids import DatadogXRayIdGenerator
+
+    settings = options.settings
+    resource = Resource(lambda_resource_attributes(settings, options.service, options.env, options.version,
+                                                   options.resource_attributes))
+    provider = TracerProvider(resource=resource, id_generator=DatadogXRayIdGenerator(),
+                              span_limits=_span_limits(settings))
+    if options.set_global:
+        trace.set_tracer_provider(provider)
+    return provider
+
+
+# The SDK's default span attribute count limit: the invocation span's own attributes (~40) fit.
+_DEFAULT_SPAN_ATTRIBUTES = 128
+
+
+def _span_limits(settings: config.LambdaSettings) -> Any:
+    """The SDK's limits from the environment, with room for the captured payloads when the user
+    chose no attribute count limit: past the limit the SDK evicts the *oldest* attributes, the
+    invocation span's own."""
+    if not settings.capture_payload or settings.span_attribute_limit_from_env:
+        return None  # the SDK's own SpanLimits() from the environment
+    from opentelemetry.sdk.trace import SpanLimits
+
+    from .payload import MAX_TAGS
+
+    return SpanLimits(max_span_attributes=2 * MAX_TAGS + _DEFAULT_SPAN_ATTRIBUTES)
+
+
+def _add_exporter(provider: Any, options: SetupOptions) -> None:
+    """The Datadog exporter (or the user's) behind the Lambda processor, then the user's processors."""
+    from ..exporters.processor import LambdaSpanProcessor
+
+    exporter = options.exporter
     # hook (otel_layer): a provider that already exports to Datadog (OTEL_TRACES_EXPORTER=datadog
     # through the SDK's configurator) gets no second Datadog exporter: each span is sent once
     if exporter is not None or not otel_layer.datadog_export_present(provider):
         if exporter is None:
             from ..exporters.datadog import DatadogSpanExporter
 
-            if mode is None and settings.flush_to_log:
-                mode = "log"
-            exporter = DatadogSpanExporter(agent_url, mode=mode, service=service, env=env, version=version)
+            exporter = DatadogSpanExporter(options.agent_url, mode=options.mode, service=options.service,
+                                           env=options.env, version=options.version)
         processor = LambdaSpanProcessor(exporter)
         provider.add_span_processor(processor)
         _processors.append(processor)
-    for extra in span_processors:
+    for extra in options.span_processors:
         provider.add_span_processor(extra)
-
-    if settings.logs_injection if logs_injection is None else logs_injection:
-        from . import log_correlation
-
-        log_correlation.install(service, env, version)
-    if settings.profiling_enabled if profiling is None else profiling:
-        from . import profiling as profiling_module
-
-        profiling_module.start_profiler()
-    if instrument_botocore:
-        _install_botocore_hook()
-    return provider
 
 
 def _install_botocore_hook() -> None:
@@ -234,10 +317,13 @@ def _install_botocore_hook() -> None:
     """
     import sys
 
+    global _post_import
     if "botocore.client" in sys.modules:
         _botocore_loaded()
-    else:
-        _PostImportHook.watch("botocore.client", _botocore_loaded)
+        return
+    if _post_import is None:
+        _post_import = _PostImportHook()
+    _post_import.watch("botocore.client", _botocore_loaded)
 
 
 def _botocore_loaded() -> None:
@@ -249,58 +335,30 @@ def _botocore_loaded() -> None:
         logger.debug("botocore injection hook not installed", exc_info=True)
 
 
-class _PostImportHook:
-    """A ``sys.meta_path`` finder that runs a callback once a given module has executed."""
+class _PostImportHook(ChainedFinder):
+    """Runs a callback once a given module has executed (not when its code raised: the next
+    import of it tries again)."""
 
-    _callbacks: Dict[str, Any] = {}
-    _instance: Optional["_PostImportHook"] = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.callbacks: Dict[str, Callable[[], None]] = {}
 
-    @classmethod
-    def watch(cls, module_name: str, callback: Any) -> None:
-        import sys
+    def watch(self, module_name: str, callback: Callable[[], None]) -> None:
+        self.callbacks[module_name] = callback
+        self.install()
 
-        cls._callbacks[module_name] = callback
-        if cls._instance is None:
-            cls._instance = cls()
-            sys.meta_path.insert(0, cls._instance)
+    def wants(self, fullname: str) -> bool:
+        return fullname in self.callbacks
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        callback = self._callbacks.get(fullname)
-        if callback is None:
-            return None
-        import sys
+    def end(self, name: str, token: Any, succeeded: bool) -> None:
+        callback = self.callbacks.pop(name, None) if succeeded else None
+        if not self.callbacks:
+            self.uninstall()  # nothing left to watch: out of every later import's way
+        if callback is not None:
+            callback()
 
-        finders = sys.meta_path
-        for finder in finders[finders.index(self) + 1:] if self in finders else ():
-            find_spec = getattr(finder, "find_spec", None)
-            spec = find_spec(fullname, path, target) if find_spec is not None else None
-            if spec is None:
-                continue
-            loader = spec.loader
-            if loader is None or not hasattr(loader, "exec_module"):
-                return spec
-            original_exec = loader.exec_module
-            hooks = self._callbacks
 
-            class _Loader:
-                # stands in for the real loader while the module executes, then gives it back
-                def __getattr__(self, name: str) -> Any:
-                    return getattr(loader, name)
-
-                def create_module(self, spec_: Any) -> Any:
-                    return loader.create_module(spec_)
-
-                def exec_module(self, module: Any) -> None:
-                    module.__loader__ = loader
-                    module.__spec__.loader = loader
-                    original_exec(module)
-                    hook = hooks.pop(fullname, None)
-                    if hook is not None:
-                        hook()
-
-            spec.loader = _Loader()
-            return spec
-        return None
+_post_import: Optional[_PostImportHook] = None
 
 
 def _reset_for_tests() -> None:

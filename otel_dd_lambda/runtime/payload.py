@@ -8,9 +8,9 @@ written as one string. Values are cut at 5,000 characters.
 
 Where we differ on purpose: a sensitive key (``authorization``, ``x-authorization``, ``password``,
 ``token``) is redacted whole, whatever its value became (datadog_lambda misses ``"token": "123"``,
-which parses as a number, and flattens lists and objects under such keys in clear); a payload yields at most ``MAX_TAGS`` tags; only strings up to
-``MAX_JSON_TEXT`` are tried as JSON; and odd values (cycles, objects whose ``items()`` or ``str()``
-raise) never raise.
+which parses as a number, and flattens lists and objects under such keys in clear); a payload
+yields at most ``MAX_TAGS`` tags; only strings up to ``MAX_JSON_TEXT`` are tried as JSON; and
+odd values (cycles, objects whose ``items()`` or ``str()`` raise) never raise.
 """
 
 from __future__ import annotations

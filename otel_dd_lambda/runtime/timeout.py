@@ -24,7 +24,6 @@ import time
 from typing import Any, Optional
 
 from ..lambda_context import remaining_ms
-from . import cold_start
 
 logger = logging.getLogger(__name__)
 
@@ -172,15 +171,15 @@ def _fire(guard: Guard) -> bool:
     _watchdog.last_fired = guard
     instrumentation, state = guard.instrumentation, guard.state
     try:
-        Status, StatusCode = instrumentation._inv[2], instrumentation._inv[3]
+        from opentelemetry.trace import Status, StatusCode
+
         tags = {"error.type": ERROR_TYPE, "error.message": ERROR_MESSAGE}
         for span in (state.span, state.inferred):
             if span is not None:
                 span.set_attributes(tags)
                 span.set_status(Status(StatusCode.ERROR, ERROR_MESSAGE))
                 span.end()
-        if state.cold or cold_start.hook_installed():
-            instrumentation._cold_start_spans(state)  # the cold start is what a timeout often is
+        instrumentation.finish_cold_start(state)  # the cold start is what a timeout often is
     except Exception:
         logger.debug("ending the timed-out invocation failed", exc_info=True)
     # Flushed even with flush=False: nobody else will before Lambda stops the process.

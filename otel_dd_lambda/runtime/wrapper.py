@@ -22,18 +22,28 @@ from __future__ import annotations
 import logging
 import time
 from functools import update_wrapper
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .. import config
 from ..lambda_context import remaining_ms
 from ..otel_layer import on_invocation
 from . import cold_start, durable, timeout
 
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Link, Span, Status, StatusCode, Tracer
+
+    from ..extract import extract_context
+    from . import invocation
+    from .inferred import inferred_span
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_TIMEOUT_MS = 5000  # without a Lambda context (local runs, tests)
-# Lambda's longest timeout (15 min): a larger "remaining time" comes from no real context, and an
-# unbounded one would overflow the flush's lock timeout (the flushed spans would be lost).
 _CO_COROUTINE = 0x80
 _MARK = "__otel_dd_lambda_wrapped__"
 
@@ -49,10 +59,18 @@ def _is_async(handler: Any) -> bool:
             continue
         code = getattr(handler, "__code__", None)
         if code is None:
-            call = getattr(type(handler), "__call__", None)
-            code = getattr(call, "__code__", None)
+            code = getattr(_class_call(handler), "__code__", None)
         return bool(code is not None and code.co_flags & _CO_COROUTINE)
     return False
+
+
+def _class_call(handler: Any) -> Any:
+    """The ``__call__`` a callable object's class defines (looked up as Python calls it: on the class)."""
+    for klass in type(handler).__mro__:
+        call = vars(klass).get("__call__")
+        if call is not None:
+            return call
+    return None
 
 
 def _run_async(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,16 +107,62 @@ def instrument_handler(handler: Optional[Callable[..., Any]] = None, *, tracer_p
 
     update_wrapper(wrapper, handler)
     setattr(wrapper, _MARK, True)
-    wrapper.instrumentation = invocation  # type: ignore[attr-defined]
+    wrapper.__dict__["instrumentation"] = invocation  # for tests and debugging
     return wrapper
 
 
+def _load_per_invocation_modules() -> None:
+    """Import what every invocation uses, once, during init; bound here as module globals.
+
+    Not at this module's import: a handler with tracing off never loads OTel. Not inside the
+    per-invocation functions either: a ``from ... import`` there costs ~1 µs each time, and the
+    dozen of them measured 9-13% of the wrapper's own CPU time per invocation.
+    """
+    global otel_context, trace, Status, StatusCode, invocation, inferred_span, extract_context
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    from ..extract import extract_context
+    from . import invocation
+    from .inferred import inferred_span
+
+
 class _State:
+    """One invocation in flight: its spans and what ending them needs."""
+
     __slots__ = ("span", "token", "inferred", "trigger", "cold", "start_ns", "timeout", "durable")
+
+    def __init__(self, span: Span, token: Token[Context], inferred: Optional[Span], trigger: Optional[str],
+                 cold: bool, start_ns: int) -> None:
+        self.span = span
+        self.token = token  # of the context attach, for the detach
+        self.inferred = inferred  # the synchronous inferred span, ended with the invocation
+        self.trigger = trigger
+        self.cold = cold
+        self.start_ns = start_ns
+        self.timeout: Optional[timeout.Guard] = None
+        self.durable = False  # a durable function's invocation: aws.durable.* tags
+
+
+def _detach(token: Token[Context]) -> None:
+    try:
+        otel_context.detach(token)
+    except Exception:
+        pass
+
+
+def _record_error(span: Span, error: BaseException) -> None:
+    try:
+        description = "%s: %s" % (type(error).__name__, error)
+    except Exception:  # an exception whose __str__ fails
+        description = type(error).__name__
+    span.record_exception(error, escaped=True)
+    span.set_status(Status(StatusCode.ERROR, description))
 
 
 class _Instrumentation:
-    """One decorated handler: its tracer, resolved on the first invocation."""
+    """One decorated handler: its tracer, resolved at decoration (or on the first invocation)."""
 
     def __init__(self, handler: Callable[..., Any], provider: Optional[Any], settings: config.LambdaSettings,
                  flush: bool) -> None:
@@ -106,42 +170,31 @@ class _Instrumentation:
         self.provider = provider
         self.settings = settings
         self.flush = flush
-        self.tracer: Optional[Any] = None
+        self.tracer: Optional[Tracer] = None
         self.last_flush_timeout_ms: Optional[int] = None  # what the last flush was given
-        self._otel: Any = None
-        self._extract: Any = None
-        self._inv: Any = None  # (invocation module, inferred_span, Status, StatusCode), at setup
 
     def _setup(self) -> None:
         if self.provider is None:
             from .configure import configure
 
             self.provider = configure()
-        from opentelemetry import context as otel_context
-        from opentelemetry import trace
-
-        from opentelemetry.trace import Status, StatusCode
-
+        # Loaded now, during init, not in the first invocation.
         from .._version import __version__
-        from . import invocation  # loaded now, during init, not in the first call
-        from ..extract import extract_context
-        from .inferred import inferred_span
 
-        self._extract = extract_context
-        self._inv = (invocation, inferred_span, Status, StatusCode)
-        self._otel = (otel_context, trace)
+        _load_per_invocation_modules()
+
         self.tracer = self.provider.get_tracer("otel_dd_lambda", __version__)
 
-    def call(self, event: Any, context: Any, args: tuple, kwargs: dict) -> Any:
+    def call(self, event: Any, context: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         state = self._before(event, context)
         if state is None:
             return self.handler(event, context, *args, **kwargs)
         try:
             result = self.handler(event, context, *args, **kwargs)
         except BaseException as error:
-            self._after(state, context, None, error)
+            self._after(state, event, context, None, error)
             raise
-        self._after(state, context, result, None)
+        self._after(state, event, context, result, None)
         return result
 
     # ------------------------------------------------------------ before
@@ -150,92 +203,93 @@ class _Instrumentation:
         try:
             if self.tracer is None:
                 self._setup()
-            otel_context, trace = self._otel
-            invocation, inferred_span = self._inv[0], self._inv[1]
-
-            now = time.time_ns()
-            cold, proactive = cold_start.invocation_state(now)
-            # hook (otel_layer): OTel's Lambda span, if current, gives way to ours; log format on a cold start
-            on_invocation(trace, cold)
-            settings = self.settings
-            try:
-                extracted = self._extract(event, context)
-                parent_ctx = extracted.context
-                links = list(extracted.links or ())
-                trigger = extracted.trigger
-                trigger_tags = extracted.trigger_tags or {}
-                source = getattr(extracted, "source", None)
-            except Exception:
-                logger.debug("context extraction failed", exc_info=True)
-                parent_ctx, links, trigger, trigger_tags, source = otel_context.Context(), [], None, {}, None
-            parent_ctx = self._xray(parent_ctx, trace, source)
-
-            state = _State()
-            state.trigger = trigger
-            state.cold = cold
-            state.start_ns = now
-            state.inferred = None
-            pointers = None
-            if trigger in ("s3", "dynamodb"):  # span pointers, on the span standing for the trigger
-                from ..span_pointers import event_links  # loaded only by functions with such triggers
-
-                pointers = event_links(event, trigger)
-            if settings.managed_services:
-                spec = inferred_span(event, trigger, now)
-                if spec is not None:
-                    inferred = self.tracer.start_span(spec.name, context=parent_ctx, kind=spec.kind,
-                                                      attributes=spec.attributes, start_time=spec.start_ns,
-                                                      links=pointers)
-                    pointers = None
-                    if not spec.synchronous:
-                        inferred.end(end_time=max(spec.start_ns, now))  # async: ends at delivery
-                    else:
-                        state.inferred = inferred
-                    parent_ctx = trace.set_span_in_context(inferred, parent_ctx)
-
-            attributes = invocation.start_attributes(
-                context, trigger, trigger_tags, cold, proactive, settings.function_name,
-                invocation.batch_size(event))
-            state.durable = durable.is_durable_event(event)
-            if state.durable:  # Lambda durable functions: aws.durable.* tags
-                attributes.update(durable.start_tags(event))
-            name = attributes.get("faas.name") or "aws.lambda"
-            if pointers:
-                links += pointers
-            span = self.tracer.start_span(name, context=parent_ctx, kind=invocation.span_kind(trigger),
-                                          attributes=attributes, links=links, start_time=now)
-            state.span = span
-            state.token = otel_context.attach(trace.set_span_in_context(span, parent_ctx))
-            state.timeout = timeout.arm(self, state, context)  # ends the spans if time runs out
-            return state
+            return self._start(event, context)
         except Exception:
             logger.debug("invocation instrumentation failed", exc_info=True)
             return None
 
-    def _xray(self, parent_ctx: Any, trace: Any, source: Optional[str]) -> Any:
+    def _start(self, event: Any, context: Any) -> _State:
+        tracer = self.tracer
+        assert tracer is not None  # _setup ran
+        now = time.time_ns()
+        cold, proactive = cold_start.invocation_state(now)
+        # hook (otel_layer): OTel's Lambda span, if current, gives way to ours; log format on a cold start
+        on_invocation(trace, cold)
+        parent_ctx, links, trigger, trigger_tags, source = self._extract(event, context)
+        parent_ctx = self._xray(parent_ctx, source)
+        pointers: List[Link] = []
+        if trigger in ("s3", "dynamodb"):  # span pointers, on the span standing for the trigger
+            from ..span_pointers import event_links  # loaded only by functions with such triggers
+
+            pointers = event_links(event, trigger)
+        inferred = None
+        if self.settings.managed_services:
+            inferred, parent_ctx, pointers = self._start_inferred(tracer, event, trigger, now, parent_ctx, pointers)
+
+        attributes = invocation.start_attributes(
+            context, trigger, trigger_tags, cold, proactive, self.settings.function_name,
+            invocation.batch_size(event))
+        is_durable = durable.is_durable_event(event)
+        if is_durable:
+            attributes.update(durable.start_tags(event))
+        name = attributes.get("faas.name") or "aws.lambda"
+        span = tracer.start_span(name, context=parent_ctx, kind=invocation.span_kind(trigger),
+                                 attributes=attributes, links=links + pointers, start_time=now)
+        token = otel_context.attach(trace.set_span_in_context(span, parent_ctx))
+        state = _State(span, token, inferred, trigger, cold, now)
+        state.durable = is_durable
+        state.timeout = timeout.arm(self, state, context)  # ends the spans if time runs out
+        return state
+
+    def _extract(self, event: Any, context: Any) -> Tuple[Context, List[Link], Optional[str], Dict[str, str],
+                                                          Optional[str]]:
+        """``(parent context, links, trigger, trigger tags, where the parent came from)``."""
+        try:
+            extracted = extract_context(event, context)
+            return (extracted.context, list(extracted.links or ()), extracted.trigger,
+                    extracted.trigger_tags or {}, extracted.source)
+        except Exception:
+            logger.debug("context extraction failed", exc_info=True)
+            from opentelemetry.context import Context
+
+            return Context(), [], None, {}, None
+
+    def _start_inferred(self, tracer: Tracer, event: Any, trigger: Optional[str], now: int, parent_ctx: Context,
+                        pointers: List[Link]) -> Tuple[Optional[Span], Context, List[Link]]:
+        """The span of the managed service that sent the event, when there is one: ``(the span if it
+        ends with the invocation, the invocation's parent context, pointers still to place)``.
+        It takes the span pointers, as the span standing for the trigger."""
+        spec = inferred_span(event, trigger, now)
+        if spec is None:
+            return None, parent_ctx, pointers
+        span = tracer.start_span(spec.name, context=parent_ctx, kind=spec.kind, attributes=spec.attributes,
+                                 start_time=spec.start_ns, links=pointers or None)
+        parent_ctx = trace.set_span_in_context(span, parent_ctx)
+        if not spec.synchronous:
+            span.end(end_time=max(spec.start_ns, now))  # async: ends at delivery
+            return None, parent_ctx, []
+        return span, parent_ctx, []
+
+    def _xray(self, parent_ctx: Context, source: Optional[str]) -> Context:
         """Apply DD_MERGE_XRAY_TRACES: Lambda's segment as the parent of an event without one, and
         the ``datadog-metadata`` subsegment; without it, never parent on Lambda's own segment."""
         header = config.lambda_trace_header()  # Lambda sets it anew for each invocation
         if not header:
             return parent_ctx
-        settings = self.settings
-        parent = trace.get_current_span(parent_ctx).get_span_context()
         from . import xray_merge
 
+        settings = self.settings
+        parent = trace.get_current_span(parent_ctx).get_span_context()
         lambda_parent = xray_merge.xray_parent(header)
         from_lambda = source == "xray" or (
             lambda_parent is not None and parent.is_valid
             and parent.trace_id == lambda_parent.trace_id and parent.span_id == lambda_parent.span_id)
         if not settings.merge_xray_traces:
             if from_lambda:  # the extractor fell back on Lambda's segment: not ours to join
-                from opentelemetry.trace import INVALID_SPAN
-
-                return trace.set_span_in_context(INVALID_SPAN, parent_ctx)
+                return trace.set_span_in_context(trace.INVALID_SPAN, parent_ctx)
             return parent_ctx
         if not parent.is_valid and lambda_parent is not None:
-            from opentelemetry.trace import NonRecordingSpan
-
-            parent_ctx = trace.set_span_in_context(NonRecordingSpan(lambda_parent), parent_ctx)
+            parent_ctx = trace.set_span_in_context(trace.NonRecordingSpan(lambda_parent), parent_ctx)
             parent = lambda_parent
         if parent.is_valid:
             xray_merge.send_metadata_subsegment(parent, header, settings.xray_daemon_address)
@@ -243,72 +297,100 @@ class _Instrumentation:
 
     # ------------------------------------------------------------ after
 
-    def _after(self, state: _State, context: Any, result: Any, error: Optional[BaseException]) -> None:
-        otel_context, trace = self._otel
+    def _after(self, state: _State, event: Any, context: Any, result: Any, error: Optional[BaseException]) -> None:
         if state.timeout is not None and not timeout.disarm(state.timeout):
             # the watchdog ended the spans as an impending timeout: flush what came after
+            _detach(state.token)
+        else:
+            status_code = self._end_invocation_span(state, event, result, error)
+            _detach(state.token)
             try:
-                otel_context.detach(state.token)
+                if state.inferred is not None:
+                    self._end_inferred(state, status_code)
+                self.finish_cold_start(state)
             except Exception:
-                pass
-            if self.flush:
-                self._flush(context)
-            return
-        span = state.span
-        status_code = None
-        try:
-            invocation, _, Status, StatusCode = self._inv
-            if error is not None:
-                try:
-                    description = "%s: %s" % (type(error).__name__, error)
-                except Exception:
-                    description = type(error).__name__
-                span.record_exception(error, escaped=True)
-                span.set_status(Status(StatusCode.ERROR, description))
-            else:
-                status_code = invocation.http_status_code(state.trigger, result)
-                if state.durable:  # the durable SDK's answer: SUCCEEDED, FAILED or PENDING
-                    span.set_attributes(durable.end_tags(result))
-                if status_code is not None:
-                    span.set_attribute("http.status_code", status_code)
-                    if status_code.startswith("5"):
-                        span.set_status(Status(StatusCode.ERROR, "HTTP " + status_code))
-            span.end()
-        except Exception:
-            logger.debug("ending the invocation span failed", exc_info=True)
-        finally:
-            try:
-                otel_context.detach(state.token)
-            except Exception:
-                pass
-        try:
-            inferred = state.inferred
-            if inferred is not None:
-                # one set_attributes call: the SDK takes its lock and checks the span per call
-                tags = {}
-                if status_code is not None:
-                    tags["http.status_code"] = status_code
-                route = span.attributes.get("http.route") if hasattr(span, "attributes") else None
-                if route:
-                    tags["http.route"] = route
-                if self.settings.service:
-                    tags["peer.service"] = self.settings.service
-                if tags:
-                    inferred.set_attributes(tags)
-                inferred.end()
-            if state.cold or cold_start.hook_installed():
-                self._cold_start_spans(state)
-        except Exception:
-            logger.debug("finishing the invocation failed", exc_info=True)
+                logger.debug("finishing the invocation failed", exc_info=True)
         if self.flush:
             self._flush(context)
 
-    def _cold_start_spans(self, state: _State) -> None:
-        roots = cold_start.take_imports()  # always: the hook stops after the first invocation
-        settings = self.settings
-        if not (state.cold and settings.cold_start_tracing and roots):
+    def _end_invocation_span(self, state: _State, event: Any, result: Any,
+                             error: Optional[BaseException]) -> Optional[str]:
+        """Error or HTTP status, captured payloads, end. Returns the HTTP status code tagged."""
+        span = state.span
+        status_code = None
+        try:
+            if error is not None:
+                _record_error(span, error)
+            else:
+                status_code = self._tag_status(span, state.trigger, result)
+                if state.durable:  # the durable SDK's answer: SUCCEEDED, FAILED or PENDING
+                    span.set_attributes(durable.end_tags(result))
+            if self.settings.capture_payload:
+                self._tag_payloads(span, event, result)
+        except Exception:
+            logger.debug("tagging the invocation span failed", exc_info=True)
+        try:
+            span.end()
+        except Exception:
+            logger.debug("ending the invocation span failed", exc_info=True)
+        return status_code
+
+    @staticmethod
+    def _tag_status(span: Span, trigger: Optional[str], result: Any) -> Optional[str]:
+        """An HTTP trigger's response status; a 5xx makes the invocation an error."""
+        status_code = invocation.http_status_code(trigger, result)
+        if status_code is not None:
+            span.set_attribute("http.status_code", status_code)
+            if status_code.startswith("5"):
+                span.set_status(Status(StatusCode.ERROR, "HTTP " + status_code))
+        return status_code
+
+    def _tag_payloads(self, span: Span, event: Any, result: Any) -> None:
+        """``DD_CAPTURE_LAMBDA_PAYLOAD``: request and response as flattened tags.
+
+        Past the span's attribute count limit the SDK evicts the *oldest* attributes, the span's
+        own: when it did, they are set again, so that payload tags give way instead.
+        """
+        if not span.is_recording():
             return
-        trace = self._otel[1]
+        from .payload import payload_tags
+
+        depth = self.settings.capture_payload_max_depth
+        tags = payload_tags("function.request", event, depth)
+        tags.update(payload_tags("function.response", result, depth))
+        own = dict(getattr(span, "attributes", None) or {})
+        dropped = getattr(span, "dropped_attributes", 0)
+        span.set_attributes(tags)
+        if getattr(span, "dropped_attributes", 0) > dropped:
+            logger.debug("payload tags over the span attribute limit were dropped")
+            span.set_attributes(own)
+
+    def _end_inferred(self, state: _State, status_code: Optional[str]) -> None:
+        inferred = state.inferred
+        assert inferred is not None
+        # one set_attributes call: the SDK takes its lock and checks the span per call
+        tags: Dict[str, str] = {}
+        if status_code is not None:
+            tags["http.status_code"] = status_code
+        attributes = getattr(state.span, "attributes", None)
+        route = attributes.get("http.route") if attributes else None
+        if route:
+            tags["http.route"] = route
+        if self.settings.service:
+            tags["peer.service"] = self.settings.service
+        if tags:
+            inferred.set_attributes(tags)
+        inferred.end()
+
+    def finish_cold_start(self, state: _State) -> None:
+        """Stop the import timer once (it ends with the first invocation) and, on a cold start,
+        emit its import spans under the invocation span."""
+        if not (state.cold or cold_start.hook_installed()):
+            return
+        roots = cold_start.take_imports()
+        settings = self.settings
+        if not (state.cold and settings.cold_start_tracing and roots and self.tracer is not None):
+            return
         cold_start.emit_import_spans(
             self.tracer, trace.set_span_in_context(state.span), roots,
             settings.function_name or "aws.lambda", state.start_ns,
