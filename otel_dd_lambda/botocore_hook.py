@@ -172,6 +172,11 @@ def install_botocore_hook(target: Any = None) -> None:
     _original_create_client = original
 
 
+def hook_installed() -> bool:
+    """True while every client's calls are injected (``install_botocore_hook()`` with no target)."""
+    return _active and (_original_emit_api_params is not None or _original_create_client is not None)
+
+
 def _wrap_emit_api_params(original: Callable[..., Any]) -> Callable[..., Any]:
     def _emit_api_params(self: Any, *args: Any, **kwargs: Any) -> Any:
         _ensure_registered(self)

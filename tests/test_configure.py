@@ -254,7 +254,7 @@ def test_botocore_hook_waits_for_botocore_and_then_injects():
         before = "botocore" in sys.modules
         import boto3
         from otel_dd_lambda import botocore_hook
-        print(json.dumps([before, botocore_hook._original_create_client is not None,
+        print(json.dumps([before, botocore_hook.hook_installed(),
                           [type(f).__name__ for f in sys.meta_path if type(f).__name__ == "_PostImportHook"]]))
     """)
     # botocore is never imported by configure(); the hook goes in once it is, then leaves sys.meta_path

@@ -22,7 +22,8 @@ from .cold_start import restored as restored_sandbox
 
 HTTP_TRIGGERS = frozenset(("api-gateway", "application-load-balancer", "lambda-function-url"))
 # Triggers whose events arrive as messages: the invocation consumes them.
-CONSUMER_TRIGGERS = frozenset(("sqs", "sns", "kinesis", "dynamodb", "eventbridge", "s3", "cloudwatch-events", "cloudwatch-logs"))
+CONSUMER_TRIGGERS = frozenset(
+    ("sqs", "sns", "kinesis", "dynamodb", "eventbridge", "s3", "cloudwatch-events", "cloudwatch-logs"))
 # OTel's faas.trigger vocabulary: datasource, http, pubsub, timer, other.
 _FAAS_TRIGGER = {
     "api-gateway": "http",
