@@ -8,7 +8,7 @@ seen; nothing here is read at import time.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 # Style names of the composite propagator, in Datadog's default precedence.
 DATADOG = "datadog"
@@ -234,46 +234,23 @@ def xray_daemon_address(environ: Optional[Mapping[str, str]] = None) -> Optional
     return _env(environ).get("AWS_XRAY_DAEMON_ADDRESS") or None
 
 
-def env_fingerprint(names: Tuple[str, ...]) -> Callable[[], Tuple[Any, ...]]:
+def env_fingerprint(
+    names: Tuple[str, ...], environ: Optional[Mapping[str, str]] = None
+) -> Callable[[], Tuple[Any, ...]]:
     """A function returning the current values of ``names``, for settings that are cached and
-    rebuilt only when one of their variables changes (checked on every event, so it is cheap).
+    rebuilt only when one of their variables changes (compare two results: checked on every event).
 
-    CPython keeps ``os.environ`` in a bytes-keyed dict that assignments update: reading it
-    directly is live and skips two codec calls per name.
+    CPython/posix keeps ``os.environ`` in a bytes-keyed dict that assignments update: reading it
+    directly is live and skips ``os.environ.get``'s encode and decode per name (measured: 0.6 us
+    instead of 5 us for six names, on an extraction path of about 12 us). Elsewhere, or for
+    another mapping, ``environ.get``.
     """
-    data = getattr(os.environ, "_data", None)
-    if os.name == "posix" and type(data) is dict:
+    env = _env(environ)
+    data = getattr(env, "_data", None)
+    if env is os.environ and os.name == "posix" and type(data) is dict:
         keys = tuple(name.encode() for name in names)
-        get = data.get
-        return lambda: tuple(map(get, keys))
-    return lambda: tuple(map(os.environ.get, names))  # pragma: no cover
-
-
-def env_watch(names: Tuple[str, ...]) -> Tuple[Callable[[], Tuple[FrozenSet[Any], FrozenSet[Any]]], Any, Any]:
-    """``(snapshot, items, keys)`` for settings cached until one of ``names`` changes.
-
-    ``snapshot()`` returns ``(present, absent)``: the ``(name, value)`` pairs of the variables
-    that are set and the names of those that are not. The variables are unchanged since that
-    snapshot exactly when ``items >= present and keys.isdisjoint(absent)``: two C-level calls
-    on live views of the environment (a changed or removed variable's pair is missing from
-    ``items``; a new one's name is in ``keys``), without building a tuple on every event as
-    ``env_fingerprint`` does. On CPython/posix the views are of ``os.environ``'s own bytes-keyed
-    dict, which assignments update.
-    """
-    data = getattr(os.environ, "_data", None)
-    if os.name == "posix" and type(data) is dict:
-        mapping: Any = data
-        keys: Tuple[Any, ...] = tuple(name.encode() for name in names)
-    else:  # pragma: no cover
-        mapping, keys = os.environ, names
-
-    def snapshot() -> Tuple[FrozenSet[Any], FrozenSet[Any]]:
-        values = [(key, mapping.get(key)) for key in keys]
-        present = frozenset(pair for pair in values if pair[1] is not None)
-        absent = frozenset(key for key, value in values if value is None)
-        return present, absent
-
-    return snapshot, mapping.items(), mapping.keys()
+        return lambda: tuple(map(data.get, keys))
+    return lambda: tuple(map(env.get, names))
 
 
 # ---------------------------------------------------------------- tag hygiene

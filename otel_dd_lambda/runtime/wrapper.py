@@ -178,7 +178,7 @@ class _Instrumentation:
 
                 pointers = event_links(event, trigger)
             if settings.managed_services:
-                spec = inferred_span(event, trigger, now)
+                spec = inferred_span(extracted, now) if trigger else None  # a trigger: extraction returned
                 if spec is not None:
                     inferred = self.tracer.start_span(spec.name, context=parent_ctx, kind=spec.kind,
                                                       attributes=spec.attributes, start_time=spec.start_ns,
