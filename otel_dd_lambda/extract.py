@@ -149,10 +149,6 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
 # ---------------------------------------------------------------- the pass
 
 
-def _link(span_context: SpanContext, message_id: Optional[str]) -> Link:
-    return Link(span_context, {MESSAGE_ID: message_id} if message_id else None)
-
-
 def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> Extracted:
     """A batch's parent (its first record's context) and links (every record's context)."""
     read, message_id = row.record_carrier, row.message_id
@@ -162,24 +158,23 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> Extr
     # The first record's terminated contexts (a new list from resolve) are the first links.
     parent, links = resolve(read(first), composite)
     if parent is not None and len(links) < limit:
-        links.append(_link(parent, message_id(first)))
+        mid = message_id(first)
+        links.append(Link(parent, {MESSAGE_ID: mid} if mid else None))
     if len(records) > 1 and len(links) < limit:
         for record in islice(records, 1, None):
             if type(record) is not dict:
                 continue
             span_context = resolve(read(record), composite)[0]
             if span_context is not None:
-                links.append(_link(span_context, message_id(record)))
+                mid = message_id(record)
+                links.append(Link(span_context, {MESSAGE_ID: mid} if mid else None))
                 if len(links) >= limit:
                     break
     return parent, links
 
 
-def _from_event(row: Trigger, event: Any, settings: _Settings) -> Extracted:
-    """``(parent, links)`` found in the event itself: the row's carriers, first context wins."""
-    if row.record_carrier is not None:
-        return _from_records(row, event["Records"], settings)
-    composite = settings.composite
+def _from_carriers(row: Trigger, event: Any, composite: DatadogCompositePropagator) -> Extracted:
+    """``(parent, links)`` from the row's carriers of the event: the first context wins."""
     for read in row.carriers:
         parent, links = resolve(read(event), composite)
         if parent is not None:
@@ -204,8 +199,11 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
             parent, links = resolve(custom.carrier(settings.extractor, event, lambda_context), settings.composite)
             source = SOURCE_CUSTOM
         if parent is None:
-            parent, found = _from_event(row, event, settings)
-            links += found  # after the extractor's terminated contexts
+            if row.record_carrier is not None:
+                parent, found = _from_records(row, event["Records"], settings)
+            else:
+                parent, found = _from_carriers(row, event, settings.composite)
+            links = links + found if links else found  # after the extractor's terminated contexts
             source = SOURCE_EVENT
         if parent is None and lambda_context is not None:
             parent, found = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
