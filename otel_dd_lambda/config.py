@@ -8,7 +8,7 @@ seen; nothing here is read at import time.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Tuple
 
 # Style names of the composite propagator, in Datadog's default precedence.
 DATADOG = "datadog"
@@ -237,20 +237,39 @@ def xray_daemon_address(environ: Optional[Mapping[str, str]] = None) -> Optional
 def env_fingerprint(
     names: Tuple[str, ...], environ: Optional[Mapping[str, str]] = None
 ) -> Callable[[], Tuple[Any, ...]]:
-    """A function returning the current values of ``names``, for settings that are cached and
-    rebuilt only when one of their variables changes (compare two results: checked on every event).
+    """A function returning a token for the current values of ``names``: the same object while
+    none of them changes, a new one as soon as one does. For settings that are cached and rebuilt
+    only when one of their variables changes (``key is not cached_key``, checked on every event).
 
-    CPython/posix keeps ``os.environ`` in a bytes-keyed dict that assignments update: reading it
-    directly is live and skips ``os.environ.get``'s encode and decode per name (measured: 0.6 us
-    instead of 5 us for six names, on an extraction path of about 12 us). Elsewhere, or for
-    another mapping, ``environ.get``.
+    The token holds the variables that are set, as ``(name, value)`` pairs, and the names of
+    those that are not: unchanged exactly when the live environment's items include the pairs
+    and its keys none of the names, two C-level set operations on live views, no tuple built per
+    check. On CPython/posix the views are of ``os.environ``'s own bytes-keyed dict, which
+    assignments update: ``os.environ``'s own views and ``get`` encode and decode every name in
+    Python (measured: 5 us for six names, on an extraction path of about 12 us).
     """
     env = _env(environ)
     data = getattr(env, "_data", None)
+    mapping: Any = env
+    keys: Tuple[Any, ...] = names
     if env is os.environ and os.name == "posix" and type(data) is dict:
-        keys = tuple(name.encode() for name in names)
-        return lambda: tuple(map(data.get, keys))
-    return lambda: tuple(map(env.get, names))
+        mapping, keys = data, tuple(name.encode() for name in names)
+    items, live_keys = mapping.items(), mapping.keys()
+
+    def take() -> Tuple[FrozenSet[Any], Tuple[Any, ...]]:
+        values = [(key, mapping.get(key)) for key in keys]
+        # a tuple: isdisjoint walks it faster than a sparse frozenset
+        return frozenset(pair for pair in values if pair[1] is not None), tuple(k for k, v in values if v is None)
+
+    last = [take()]
+
+    def current() -> Tuple[Any, ...]:
+        token = last[0]
+        if not (items >= token[0] and live_keys.isdisjoint(token[1])):
+            token = last[0] = take()
+        return token
+
+    return current
 
 
 # ---------------------------------------------------------------- tag hygiene

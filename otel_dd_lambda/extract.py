@@ -21,7 +21,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, set_span_in
 from . import config
 from .carriers import custom, detect, lambda_invoke, stepfunctions
 from .carriers.tags import trigger_tags as _trigger_tags
-from .carriers.triggers import Trigger, row_of
+from .carriers.triggers import UNKNOWN, Trigger, row_of
 from .propagators import xray
 from .propagators.composite import DatadogCompositePropagator
 
@@ -35,7 +35,8 @@ SOURCE_EVENT, SOURCE_CLIENT_CONTEXT, SOURCE_XRAY, SOURCE_CUSTOM = "event", "clie
 class EventContext:
     """What an event says about its trace. ``trigger_tags`` and ``event_time_ns`` are lazy."""
 
-    __slots__ = ("links", "trigger", "subtype", "parent", "source", "event", "lambda_context", "_tags", "_context")
+    __slots__ = ("links", "trigger", "subtype", "parent", "source", "event", "lambda_context", "_row", "_tags",
+                 "_context")
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class EventContext:
         source: Optional[str] = None,
         event: Any = None,
         lambda_context: Any = None,
+        row: Trigger = UNKNOWN,
     ) -> None:
         self.parent = parent  # the remote parent SpanContext, or None (a new trace)
         self._context: Optional[Context] = None
@@ -55,6 +57,7 @@ class EventContext:
         self.source = source  # where the parent came from: event, client_context, xray, custom
         self.event = event  # what the parent was extracted from (read by the inferred span)
         self.lambda_context = lambda_context
+        self._row = row  # the trigger's rules (carriers.triggers)
         self._tags: Optional[Dict[str, str]] = None
 
     @property
@@ -71,13 +74,13 @@ class EventContext:
     @property
     def trigger_tags(self) -> Dict[str, str]:
         if self._tags is None:
-            self._tags = _trigger_tags(row_of(self.trigger, self.subtype), self.event, self.lambda_context)
+            self._tags = _trigger_tags(self._row, self.event, self.lambda_context)
         return self._tags
 
     @property
     def event_time_ns(self) -> Optional[int]:
         """When the managed service received the event (start of an inferred span), else None."""
-        return row_of(self.trigger, self.subtype).event_time_ns(self.event)
+        return self._row.event_time_ns(self.event)
 
     def __repr__(self) -> str:
         return "EventContext(trigger=%r, parent=%r, links=%d)" % (self.trigger, self.parent, len(self.links))
@@ -102,7 +105,7 @@ class _Settings:
     __slots__ = ("key", "composite", "use_lambda_env", "batch_parent", "extractor", "link_limit")
 
     def __init__(self, key: Tuple[Any, ...]) -> None:
-        self.key = key  # the variables' values, taken before they are read
+        self.key = key  # the variables' token (config.env_fingerprint), taken before they are read
         styles = config.propagation_styles("extract")
         self.use_lambda_env = config.XRAY_LAMBDA in styles
         # Lambda's own header is not a carrier style: it is the last fallback, applied once.
@@ -119,7 +122,7 @@ def _settings() -> _Settings:
     global _settings_cache
     key = _env_key()
     current = _settings_cache
-    if current is None or current.key != key:
+    if current is None or current.key is not key:
         current = _settings_cache = _Settings(key)
     return current
 
@@ -191,7 +194,7 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
     try:
         settings = _settings()
         trigger, subtype = detect.detect(event)
-        row = row_of(trigger, subtype)
+        row = row_of(subtype or trigger)
         parent: Optional[SpanContext] = None
         links: List[Link] = []
         source = None
@@ -216,7 +219,7 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
             source = SOURCE_XRAY
         if parent is None:
             source = None
-        return EventContext(parent, links, trigger, subtype, source, event, lambda_context)
+        return EventContext(parent, links, trigger, subtype, source, event, lambda_context, row)
     except Exception:  # tracing never breaks the user's function
         logger.debug("context extraction failed", exc_info=True)
         return EventContext(event=event, lambda_context=lambda_context)

@@ -1,6 +1,6 @@
 """One row per Lambda trigger: where its trace context is, its records, its event time, its tags.
 
-``detect`` names the trigger; ``row_of(trigger, subtype)`` is its row. Extraction, trigger tags,
+``detect`` names the trigger; ``row_of(subtype or trigger)`` is its row. Extraction, trigger tags,
 event time and the inferred span all read the row, so a new trigger is one carrier module plus
 one row here. API Gateway has a row per subtype: the authorizer's ``_datadog`` lives in a
 different place in an HTTP API event than in a REST or websocket one.
@@ -125,8 +125,6 @@ UNKNOWN = Trigger("", carriers=(datadog_member,), tagged=False)
 
 _BY_KEY: Dict[Optional[str], Trigger] = {row.subtype or row.name: row for row in ROWS}
 _BY_KEY[None] = UNKNOWN
-
-
-def row_of(trigger: Optional[str], subtype: Optional[str] = None) -> Trigger:
-    """The row of ``detect.detect``'s answer (``UNKNOWN`` for None)."""
-    return _BY_KEY[subtype or trigger]
+# The row of ``detect.detect``'s ``(trigger, subtype)``: ``row_of(subtype or trigger)`` (``UNKNOWN``
+# for None). The dict's own lookup: no Python frame on the per-event path.
+row_of: Callable[[Optional[str]], Trigger] = _BY_KEY.__getitem__
