@@ -96,16 +96,14 @@ _ENV_NAMES = (
     "DD_TRACE_EXTRACTOR",
     "OTEL_SPAN_LINK_COUNT_LIMIT",
 )
-_env_key = config.env_fingerprint(_ENV_NAMES)
 
 
 class _Settings:
-    """Configuration read from the environment, rebuilt only when one of its variables changes."""
+    """Configuration read from the environment (``_settings`` builds it again when it changes)."""
 
-    __slots__ = ("key", "composite", "use_lambda_env", "batch_parent", "extractor", "link_limit")
+    __slots__ = ("composite", "use_lambda_env", "batch_parent", "extractor", "link_limit")
 
-    def __init__(self, key: Tuple[Any, ...]) -> None:
-        self.key = key  # the variables' token (config.env_fingerprint), taken before they are read
+    def __init__(self) -> None:
         styles = config.propagation_styles("extract")
         self.use_lambda_env = config.XRAY_LAMBDA in styles
         # Lambda's own header is not a carrier style: it is the last fallback, applied once.
@@ -115,16 +113,7 @@ class _Settings:
         self.link_limit = config.span_link_limit()
 
 
-_settings_cache: Optional[_Settings] = None
-
-
-def _settings() -> _Settings:
-    global _settings_cache
-    key = _env_key()
-    current = _settings_cache
-    if current is None or current.key is not key:
-        current = _settings_cache = _Settings(key)
-    return current
+_settings = config.env_cached(_ENV_NAMES, _Settings)
 
 
 Extracted = Tuple[Optional[SpanContext], List[Link]]  # a parent (or None) and the links found with it

@@ -6,8 +6,9 @@ paths (``os.environ``'s own dict, and any other mapping)."""
 from __future__ import annotations
 
 import json
+import os
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -99,15 +100,13 @@ def test_malformed_records_have_no_time() -> None:
 
 def _follows(fingerprint: Any, set_a: Any, delete_a: Any) -> None:
     """The token stays the same object until a variable changes, and differs after each change."""
-    before = fingerprint()
-    assert fingerprint() is before
-    set_a("1")
-    during = fingerprint()
-    assert during is not before and during != before and fingerprint() is during
-    set_a("2")
-    assert fingerprint() != during
-    delete_a()
-    assert fingerprint() == before
+    seen = [fingerprint()]
+    assert fingerprint() is seen[0]
+    for change in (lambda: set_a("1"), lambda: set_a("2"), delete_a):
+        change()
+        token = fingerprint()
+        assert all(token != earlier for earlier in seen) and fingerprint() is token
+        seen.append(token)
 
 
 def test_env_fingerprint_follows_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,6 +121,21 @@ def test_env_fingerprint_of_another_mapping_reads_it_live() -> None:
     environ: Dict[str, str] = {"B": "x"}
     fingerprint = config.env_fingerprint(("A", "B"), environ)
     _follows(fingerprint, lambda value: environ.__setitem__("A", value), lambda: environ.pop("A"))
+
+
+def test_env_cached_builds_once_per_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_DD_LAMBDA_TEST_B", raising=False)
+    built: List[Any] = []
+
+    def build() -> Any:
+        built.append(os.environ.get("OTEL_DD_LAMBDA_TEST_B"))
+        return len(built)
+
+    current = config.env_cached(("OTEL_DD_LAMBDA_TEST_B",), build)
+    assert built == []  # nothing read before the first call
+    assert (current(), current()) == (1, 1)
+    monkeypatch.setenv("OTEL_DD_LAMBDA_TEST_B", "x")
+    assert (current(), current()) == (2, 2) and built == [None, "x"]
 
 
 def test_settings_are_rebuilt_only_when_a_variable_changes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,6 @@
 
 One small module per carrier family, and one row per trigger in ``triggers`` naming its readers.
 Readers return the carrier as a header mapping (to go through the composite propagator's
-precedence), a Step Functions context object (whose ids are derived), or None. Nothing here
+precedence), a Step Functions context object or the ``SpanContext`` derived from one, or None. Nothing here
 raises on a malformed event: it logs at debug level.
 """

@@ -50,6 +50,12 @@ def context_object(event: Any) -> Optional[Dict[str, Any]]:
     return None
 
 
+def event_span_context(event: Any) -> Optional[SpanContext]:
+    """The parent of a Step Functions event (its context object, maybe wrapped), else None."""
+    obj = context_object(event)
+    return span_context(obj) if obj is not None else None
+
+
 def _tid_from_tags(tags: Any) -> int:
     # Lenient on length: an upstream reference library may have written it without padding.
     if type(tags) is not str:

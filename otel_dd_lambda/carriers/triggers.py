@@ -109,7 +109,7 @@ ROWS: Tuple[Trigger, ...] = (
     Trigger(detect.EVENTBRIDGE, carriers=(eventbridge.detail_carrier,), time=eventbridge.event_time, time_unit=ISO),
     Trigger(detect.CLOUDWATCH_EVENTS, arn=tags.first_resource_arn),
     Trigger(detect.CLOUDWATCH_LOGS, arn=tags.log_group_arn),
-    Trigger(detect.STATES, carriers=(stepfunctions.context_object,), arn=tags.state_machine_arn),
+    Trigger(detect.STATES, carriers=(stepfunctions.event_span_context,), arn=tags.state_machine_arn),
     _api_gateway(detect.REST, authorizer.rest_headers),
     _api_gateway(detect.WEBSOCKET, authorizer.rest_headers),
     _api_gateway(detect.HTTP_API, authorizer.http_api_headers),
