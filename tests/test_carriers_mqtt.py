@@ -12,6 +12,7 @@ from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.carriers.mqtt import UserPropertiesGetter, UserPropertiesSetter
 from tests.support import mosquitto
 
+
 @pytest.fixture(scope="module")
 def broker():
     with mosquitto.mosquitto() as address:
@@ -30,7 +31,6 @@ def _client(broker, received=None):
 
 
 def _round_trip(broker, topic, payload, properties):
-    import paho.mqtt.client as mqtt
 
     received: "queue.Queue" = queue.Queue()
     sub = _client(broker, received)

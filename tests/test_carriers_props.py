@@ -7,10 +7,10 @@ import base64
 import copy
 import json
 import random
-from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from otel_dd_lambda import extract_context, inject
@@ -46,14 +46,16 @@ def test_message_attribute_injection_keeps_everything(body, attrs, kind):
         assert len(attrs) >= 10
         return
     assert {k: v for k, v in target["MessageAttributes"].items() if k != "_datadog"} == before["MessageAttributes"]
-    assert {k: v for k, v in target.items() if k != "MessageAttributes"} == {k: v for k, v in before.items() if k != "MessageAttributes"}
+    others = {k: v for k, v in before.items() if k != "MessageAttributes"}
+    assert {k: v for k, v in target.items() if k != "MessageAttributes"} == others
 
 
 def _json_texts():
     def render(obj, indent, ascii_only, trailing):
         return json.dumps(obj, indent=indent, ensure_ascii=ascii_only) + trailing
 
-    return st.builds(render, st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_datadog"), json_values, max_size=5),
+    members = st.dictionaries(st.text(max_size=8).filter(lambda k: k != "_datadog"), json_values, max_size=5)
+    return st.builds(render, members,
                      st.sampled_from([None, 0, 2]), st.booleans(), st.sampled_from(["", " ", "\n"]))
 
 
@@ -81,8 +83,10 @@ def test_json_payload_injection_is_byte_for_byte(text, kind, as_bytes):
 
 
 @SETTINGS
-@given(custom=st.dictionaries(st.text(max_size=6).filter(lambda k: not k.startswith(("x-datadog", "trace"))), st.text(max_size=10), max_size=4),
-       extra=st.dictionaries(st.sampled_from(["client", "env"]), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2)))
+@given(custom=st.dictionaries(st.text(max_size=6).filter(lambda k: not k.startswith(("x-datadog", "trace"))),
+                              st.text(max_size=10), max_size=4),
+       extra=st.dictionaries(st.sampled_from(["client", "env"]),
+                             st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2)))
 def test_lambda_client_context_keeps_user_data(custom, extra):
     context = dict(extra, custom=custom)
     raw = base64.b64encode(json.dumps(context).encode()).decode()

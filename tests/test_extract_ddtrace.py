@@ -53,8 +53,9 @@ def test_ddtrace_injection_is_read_by_ours(endpoint, monkeypatch):
     stream = "s-" + uuid.uuid4().hex[:8]
     kinesis.create_stream(StreamName=stream, ShardCount=1)
 
-    env = {"DD_TRACE_ENABLED": "true", "DD_TRACE_AGENT_URL": "http://127.0.0.1:9", "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-           "DD_REMOTE_CONFIGURATION_ENABLED": "false", "PATH": "/usr/bin:/bin"}
+    env = {"DD_TRACE_ENABLED": "true", "DD_TRACE_AGENT_URL": "http://127.0.0.1:9",
+           "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false", "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+           "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", _PRODUCER, endpoint, direct_url, topic, '{"order": 1}', stream],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -78,7 +78,8 @@ def test_gzip_bomb_before_the_log_group_falls_back(caplog):
 
 
 def test_real_shaped_payload_of_many_megabytes_keeps_its_log_group():
-    events = [{"id": str(i), "timestamp": 1440442987000 + i, "message": "line %d \u00e9\u4e2d" % i} for i in range(60_000)]
+    events = [{"id": str(i), "timestamp": 1440442987000 + i, "message": "line %d \u00e9\u4e2d" % i}
+              for i in range(60_000)]
     body = json.dumps({"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/real",
                        "logStream": "s", "subscriptionFilters": ["f"], "logEvents": events}).encode()
     assert len(body) > 3 * MIB

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -92,7 +90,7 @@ def test_sqs_batch_links_every_record_and_parents_on_first():
     with_context = [r for r in event["Records"] if "_datadog" in r.get("messageAttributes", {})]
     assert len(result.links) == len(with_context) >= 2
     assert result.links[0].context == result.parent
-    assert [l.attributes["messaging.message.id"] for l in result.links] == [r["messageId"] for r in with_context]
+    assert [link.attributes["messaging.message.id"] for link in result.links] == [r["messageId"] for r in with_context]
 
 
 def test_batch_parent_none_is_a_new_root_with_links(monkeypatch):
@@ -183,7 +181,8 @@ def test_client_context_headers_and_legacy_datadog():
     [
         ("return (12, 34, 1)", (12, 34, 1)),
         ("return {'traceID': '56', 'parentID': '78', 'sampleMode': 2}", (56, 78, 2)),
-        ("return {'x-datadog-trace-id': '90', 'x-datadog-parent-id': '91', 'x-datadog-sampling-priority': '0'}", (90, 91, 0)),
+        ("return {'x-datadog-trace-id': '90', 'x-datadog-parent-id': '91', 'x-datadog-sampling-priority': '0'}",
+         (90, 91, 0)),
         ("raise ValueError('user bug')", None),
         ("return 'garbage'", None),
     ],
@@ -208,7 +207,7 @@ def test_w3c_and_datadog_different_traces_give_terminated_link():
     }
     result = extract_context(event)
     assert result.parent.trace_id == 1
-    assert [l.attributes["reason"] for l in result.links] == ["terminated_context"]
+    assert [link.attributes["reason"] for link in result.links] == ["terminated_context"]
     assert result.links[0].context.trace_id == 0xABCD
 
 

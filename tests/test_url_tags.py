@@ -94,10 +94,12 @@ def test_inferred_span_url_has_no_query_by_default(name, trigger, monkeypatch):
     ctx = event["requestContext"]
     now = time.time_ns()
     ctx["requestTimeEpoch"] = ctx["timeEpoch"] = now // 1_000_000
-    span = inferred_span(event, trigger, now)
+    extracted = extract_context(event)
+    assert extracted.trigger == trigger
+    span = inferred_span(extracted, now)
     assert span is not None and _no_secret(span.attributes["http.url"])
     monkeypatch.setenv("OTEL_DD_LAMBDA_KEEP_URL_QUERY", "true")
-    kept = inferred_span(event, trigger, now)
+    kept = inferred_span(extracted, now)
     assert kept.attributes["http.url"].endswith("?token=s3cr3t#frag")
 
 
@@ -106,7 +108,7 @@ def test_inferred_span_bounds_huge_paths():
     now = time.time_ns()
     event["requestContext"]["timeEpoch"] = now // 1_000_000
     event["rawPath"] = "/" + "p" * 100_000
-    span = inferred_span(event, "lambda-function-url", now)
+    span = inferred_span(extract_context(event), now)
     assert len(span.attributes["http.url"]) == MAX_META_VALUE and span.attributes["http.url"].endswith("...")
     assert len(span.attributes["endpoint"]) == MAX_META_VALUE
     assert len(span.attributes["resource.name"]) == MAX_RESOURCE

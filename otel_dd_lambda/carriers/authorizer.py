@@ -16,7 +16,17 @@ from .common import DATADOG_KEY, b64_object, dict_at, logger
 AUTHORIZING_REQUEST_ID = "x-datadog-authorizing-requestid"
 
 
-def injected_headers(event: Dict[str, Any], http_api: bool) -> Optional[Dict[str, Any]]:
+def rest_headers(event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """A REST or websocket API's authorizer context."""
+    return _injected_headers(event, False)
+
+
+def http_api_headers(event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """An HTTP API's authorizer context (under ``lambda``)."""
+    return _injected_headers(event, True)
+
+
+def _injected_headers(event: Dict[str, Any], http_api: bool) -> Optional[Dict[str, Any]]:
     ctx = dict_at(event, "requestContext")
     authorizer = dict_at(ctx, "authorizer")
     if authorizer is None:
@@ -30,9 +40,9 @@ def injected_headers(event: Dict[str, Any], http_api: bool) -> Optional[Dict[str
         logger.debug("authorizer _datadog is not base64 JSON: ignored")
         return None
     latency = authorizer.get("integrationLatency")
-    if type(latency) in (int, float) and latency > 0:
+    if (type(latency) is int or type(latency) is float) and latency > 0:
         return data
-    request_id = ctx.get("requestId")  # type: ignore[union-attr]
+    request_id = ctx.get("requestId") if ctx is not None else None
     if request_id is not None and request_id == data.get(AUTHORIZING_REQUEST_ID):
         return data
     logger.debug("authorizer _datadog is from a cached authorizer result: ignored")

@@ -12,26 +12,25 @@ from __future__ import annotations
 import binascii
 import functools
 import json
-import json.scanner
 import logging
 import re
 import sys
 import zlib
 from base64 import b64decode
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 logger = logging.getLogger("otel_dd_lambda.carriers")
 
 MAX_DD_JSON = 8192  # a _datadog object is a few hundred bytes; larger is not a trace carrier
 MAX_EVENT = 6 * 1024 * 1024  # Lambda's payload limit (synchronous): no string in an event is longer
 DATADOG_KEY = "_datadog"
-_NONE: Dict[str, Any] = {}  # the default of chained .get()s over event JSON (never written)
 
 _loads = json.loads
 # json.loads's own scanner (the C one when available). json.loads adds three Python layers
 # (type checks, encoding detection, leading-whitespace regex) that cost as much as scanning a
 # _datadog object; for text that starts with "{" (what every producer writes) they do nothing.
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())
+# (The decoder's own scanner, an instance attribute that the stubs do not declare.)
+_scan_once: Callable[[str, int], Tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
 _JSON_SPACE = " \t\n\r"
 
 
@@ -180,6 +179,11 @@ def dict_at(obj: Any, key: str) -> Optional[Dict[str, Any]]:
         return None
     value = obj.get(key)
     return value if type(value) is dict else None
+
+
+def datadog_member(event: Any) -> Optional[Dict[str, Any]]:
+    """``_datadog`` at the top of a JSON object event (an AWS IoT rule's, or any producer's)."""
+    return loads_object(event.get(DATADOG_KEY)) if type(event) is dict else None
 
 
 def first_record(event: Dict[str, Any]) -> Optional[Dict[str, Any]]:

@@ -2,14 +2,15 @@
 
 Precedence follows Datadog's Lambda library (a record's ``eventSource`` beats everything, then Step
 Functions, CloudWatch Events, EventBridge, CloudWatch Logs, ALB, API Gateway / Function URL), so
-that trigger tags match. AppSync, which the reference does not name, is ``appsync`` here.
+that trigger tags match. AppSync, which the reference does not name, is ``appsync`` here, and a
+paho-mqtt message handed to ``extract_context`` is ``mqtt``. Each name has its row in ``triggers``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
-from . import stepfunctions
+from . import mqtt, stepfunctions
 
 API_GATEWAY = "api-gateway"
 ALB = "application-load-balancer"
@@ -25,6 +26,7 @@ S3 = "s3"
 SNS = "sns"
 SQS = "sqs"
 STATES = "states"
+MQTT = "mqtt"  # a paho-mqtt message handed to extract_context (not a Lambda trigger)
 HTTP_TRIGGERS = frozenset((API_GATEWAY, ALB, FUNCTION_URL))
 
 # API Gateway subtypes (decide where an authorizer's _datadog lives, and which time field).
@@ -41,7 +43,7 @@ _EARLY_KEYS = frozenset(("Records", "detail", "source", "detail-type", "awslogs"
 def detect(event: Any) -> Tuple[Optional[str], Optional[str]]:
     """``(trigger, subtype)``; ``(None, None)`` for an unknown event."""
     if type(event) is not dict:
-        return None, None
+        return (MQTT, None) if mqtt.is_message(event) else (None, None)
     if event.keys().isdisjoint(_EARLY_KEYS):
         return _http_or_appsync(event)
     records = event.get("Records")
@@ -54,7 +56,8 @@ def detect(event: Any) -> Tuple[Optional[str], Optional[str]]:
                 return CLOUDFRONT, None
             if trigger:
                 return trigger, None
-    if not event.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS) and stepfunctions.context_object(event) is not None:
+    context_object_keys = not event.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS)
+    if context_object_keys and stepfunctions.context_object(event) is not None:
         return STATES, None
     detail = event.get("detail")
     if event.get("source") == "aws.events" or (type(detail) is dict and detail.get("EventCategories") is not None):
@@ -85,6 +88,3 @@ def _http_or_appsync(event: Any) -> Tuple[Optional[str], Optional[str]]:
     if type(request) is dict and "headers" in request:
         return APPSYNC, None
     return None, None
-
-MQTT = "mqtt"  # a paho-mqtt message handed to extract_context (not a Lambda trigger)
-UNTAGGED = frozenset((APPSYNC, MQTT))  # Datadog's library gives these no trigger tags

@@ -16,6 +16,10 @@ def detail_carrier(event: Any) -> Optional[Dict[str, Any]]:
     return loads_object(detail.get(DATADOG_KEY))
 
 
+def event_time(event: Dict[str, Any]) -> Any:
+    return event.get("time")
+
+
 def is_envelope(body: Dict[str, Any]) -> bool:
     """An EventBridge event JSON (as an SQS target receives it in the body)."""
     return type(body.get("detail")) is dict and bool(body.get("detail-type")) and bool(body.get("source"))

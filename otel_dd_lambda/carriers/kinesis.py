@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from .common import DATADOG_KEY, b64_bytes, loads_object
 
@@ -31,12 +31,3 @@ def sequence_number(record: Dict[str, Any]) -> Optional[str]:
 def arrival_seconds(record: Dict[str, Any]) -> Any:
     kinesis = record.get("kinesis")
     return kinesis.get("approximateArrivalTimestamp") if type(kinesis) is dict else None
-
-
-def meta(record: Dict[str, Any]) -> Tuple[Optional[str], Any]:
-    """``(sequence_number(record), arrival_seconds(record))`` in one call."""
-    kinesis = record.get("kinesis")
-    if type(kinesis) is not dict:
-        return None, None
-    value = kinesis.get("sequenceNumber")
-    return value if type(value) is str else None, kinesis.get("approximateArrivalTimestamp")

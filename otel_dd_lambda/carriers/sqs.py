@@ -6,7 +6,7 @@ A body is parsed only when it mentions ``_datadog``: bodies can be up to 1 MiB a
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from . import eventbridge, sns
 from .common import DATADOG_KEY, b64_object, loads_object, logger
@@ -62,10 +62,3 @@ def message_id(record: Dict[str, Any]) -> Optional[str]:
 def sent_timestamp_ms(record: Dict[str, Any]) -> Any:
     system = record.get("attributes")
     return system.get("SentTimestamp") if type(system) is dict else None
-
-
-def meta(record: Dict[str, Any]) -> Tuple[Optional[str], Any]:
-    """``(message_id(record), sent_timestamp_ms(record))`` in one call."""
-    value = record.get("messageId")
-    system = record.get("attributes")
-    return value if type(value) is str else None, system.get("SentTimestamp") if type(system) is dict else None

@@ -10,7 +10,7 @@ and its ``_dd.p.tid`` are used instead.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from opentelemetry.trace import SpanContext, TraceFlags
 
@@ -28,7 +28,7 @@ _HEX = frozenset("0123456789abcdef")
 CONTEXT_OBJECT_KEYS = frozenset(("Execution", "Payload", DATADOG_KEY))
 
 
-def _halves(text: str):
+def _halves(text: str) -> Tuple[int, int]:
     from hashlib import sha256  # here, not at import: OpenSSL's hashlib costs ~1.5 ms of cold start
 
     digest = int.from_bytes(sha256(text.encode("utf-8", "surrogatepass")).digest()[:16], "big")
@@ -48,6 +48,12 @@ def context_object(event: Any) -> Optional[Dict[str, Any]]:
     if type(dd) is dict and "Execution" in dd and "State" in dd and "StateMachine" in dd and "serverless-version" in dd:
         return dd
     return None
+
+
+def event_span_context(event: Any) -> Optional[SpanContext]:
+    """The parent of a Step Functions event (its context object, maybe wrapped), else None."""
+    obj = context_object(event)
+    return span_context(obj) if obj is not None else None
 
 
 def _tid_from_tags(tags: Any) -> int:

@@ -3,11 +3,12 @@
 
 Where the event has no ARN, it is built as Datadog does, from the function's own region and
 account (``lambda_context.invoked_function_arn``, else ``AWS_REGION``). Built only when asked for.
+Each trigger's own ARN rule is one function here, named by its row in ``triggers``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from ..config import function_name, keep_url_query, region
 from ..lambda_context import context_str
@@ -15,7 +16,13 @@ from ..limits import path_tag, url_tag
 from . import detect, http, stepfunctions
 from .common import first_record, gunzip_b64_prefix, json_member, logger
 
+if TYPE_CHECKING:
+    from .triggers import Trigger
+
 MAX_AWSLOGS_PREFIX = 64 * 1024  # bytes of awslogs.data inflated to find the log group
+
+# (event, its first record or None, lambda_context) -> the ARN, for an event that names none itself
+ArnRule = Callable[[Dict[str, Any], Optional[Dict[str, Any]], Any], Optional[str]]
 
 
 def _partition(region: str) -> str:
@@ -26,7 +33,7 @@ def _partition(region: str) -> str:
     return "aws"
 
 
-def _function_arn_parts(lambda_context: Any):
+def _function_arn_parts(lambda_context: Any) -> List[str]:
     arn = context_str(lambda_context, "invoked_function_arn")
     if arn is not None and arn.count(":") >= 4:
         return arn.split(":")
@@ -37,47 +44,68 @@ def _s(value: Any) -> Optional[str]:
     return value if type(value) is str and value else None
 
 
-def event_source_arn(trigger: str, event: Dict[str, Any], lambda_context: Any) -> Optional[str]:
+def _dict(value: Any) -> Dict[str, Any]:
+    return value if type(value) is dict else {}
+
+
+def s3_bucket_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    bucket = _dict(_dict(record).get("s3")).get("bucket")
+    return _s(bucket.get("arn")) if type(bucket) is dict else None
+
+
+def sns_topic_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    sns = _dict(record).get("Sns")
+    return _s(sns.get("TopicArn")) if type(sns) is dict else None
+
+
+def cloudfront_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    parts = _function_arn_parts(lambda_context)
+    cf = _dict(record).get("cf")
+    config = cf.get("config") if type(cf) is dict else None
+    distribution = config.get("distributionId") if type(config) is dict else None
+    return "arn:%s:cloudfront::%s:distribution/%s" % (_partition(parts[3]), parts[4], distribution)
+
+
+def function_url_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    parts = _function_arn_parts(lambda_context)
+    arn = "arn:aws:lambda:%s:%s:url:%s" % (parts[3], parts[4], parts[6] if len(parts) > 6 else "")
+    return arn + ":" + parts[7] if len(parts) > 7 else arn
+
+
+def api_gateway_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    region = _function_arn_parts(lambda_context)[3]
+    ctx = _dict(event.get("requestContext"))
+    # "%s" of a missing id gives "None", as the reference writes it (and Datadog indexes it)
+    return "arn:%s:apigateway:%s::/restapis/%s/stages/%s" % (
+        _partition(region), region, ctx.get("apiId"), ctx.get("stage"))
+
+
+def alb_target_group_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    elb = _dict(event.get("requestContext")).get("elb")
+    return _s(elb.get("targetGroupArn")) if type(elb) is dict else None
+
+
+def log_group_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    parts = _function_arn_parts(lambda_context)
+    return "arn:%s:logs:%s:%s:log-group:%s" % (_partition(parts[3]), parts[3], parts[4], _log_group(event))
+
+
+def first_resource_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    resources = event.get("resources")
+    return _s(resources[0]) if type(resources) is list and resources else None
+
+
+def state_machine_arn(event: Dict[str, Any], record: Optional[Dict[str, Any]], lambda_context: Any) -> Optional[str]:
+    return stepfunctions.state_machine_arn(stepfunctions.context_object(event))
+
+
+def event_source_arn(rule: Optional[ArnRule], event: Dict[str, Any], lambda_context: Any) -> Optional[str]:
+    """The ARN the event (or its first record) names, else the trigger's own ``rule``."""
     record = first_record(event)
-    if record is not None:
-        arn = record.get("eventSourceARN") or record.get("eventSourceArn")
-    else:
-        arn = event.get("eventSourceARN") or event.get("eventSourceArn")
+    arn = (record or event).get("eventSourceARN") or (record or event).get("eventSourceArn")
     if arn:
         return _s(arn)
-    parts = _function_arn_parts(lambda_context)
-    region, account = parts[3], parts[4]
-    partition = _partition(region)
-    if trigger == detect.S3:
-        bucket = (record or {}).get("s3")
-        bucket = bucket.get("bucket") if type(bucket) is dict else None
-        return _s(bucket.get("arn")) if type(bucket) is dict else None
-    if trigger == detect.SNS:
-        sns = (record or {}).get("Sns")
-        return _s(sns.get("TopicArn")) if type(sns) is dict else None
-    if trigger == detect.CLOUDFRONT:
-        cf = (record or {}).get("cf")
-        config = cf.get("config") if type(cf) is dict else None
-        distribution = config.get("distributionId") if type(config) is dict else None
-        return "arn:%s:cloudfront::%s:distribution/%s" % (partition, account, distribution)
-    if trigger == detect.FUNCTION_URL:
-        arn = "arn:aws:lambda:%s:%s:url:%s" % (region, account, parts[6] if len(parts) > 6 else "")
-        return arn + ":" + parts[7] if len(parts) > 7 else arn
-    if trigger == detect.API_GATEWAY:
-        ctx = event.get("requestContext")
-        # "%s" of a missing id gives "None", as the reference writes it (and Datadog indexes it)
-        return "arn:%s:apigateway:%s::/restapis/%s/stages/%s" % (partition, region, ctx.get("apiId"), ctx.get("stage"))
-    if trigger == detect.ALB:
-        elb = event["requestContext"].get("elb")
-        return _s(elb.get("targetGroupArn")) if type(elb) is dict else None
-    if trigger == detect.CLOUDWATCH_LOGS:
-        return "arn:%s:logs:%s:%s:log-group:%s" % (partition, region, account, _log_group(event))
-    if trigger == detect.CLOUDWATCH_EVENTS:
-        resources = event.get("resources")
-        return _s(resources[0]) if type(resources) is list and resources else None
-    if trigger == detect.STATES:
-        return stepfunctions.state_machine_arn(stepfunctions.context_object(event))
-    return None
+    return rule(event, record, lambda_context) if rule is not None else None
 
 
 def _log_group(event: Dict[str, Any]) -> str:
@@ -110,8 +138,9 @@ def http_tags(trigger: str, event: Dict[str, Any]) -> Dict[str, str]:
         agent = http.first_value(hdrs, "user-agent")
         if agent:
             tags["http.useragent"] = path_tag(agent)
-        if _s(path):
-            tags["http.route"] = path_tag(path)
+        alb_path = _s(path)
+        if alb_path:
+            tags["http.route"] = path_tag(alb_path)
     else:
         domain = _s(ctx.get("domainName"))
         if domain:
@@ -122,29 +151,32 @@ def http_tags(trigger: str, event: Dict[str, Any]) -> Dict[str, str]:
             path, method = v2.get("path"), v2.get("method")
     keep = keep_url_query()
     if url is not None:
-        tags["http.url"] = url_tag(url + path if _s(path) else url, keep)
-    if _s(method):
+        url_path = _s(path)
+        tags["http.url"] = url_tag(url + url_path if url_path else url, keep)
+    method = _s(method)
+    if method:
         tags["http.method"] = path_tag(method)
     referer = http.first_value(hdrs, "referer")
     if referer:
         tags["http.referer"] = url_tag(referer, keep)
-    route = event.get("routeKey") or event.get("resource")
-    if _s(route):
+    route = _s(event.get("routeKey") or event.get("resource"))
+    if route:
         tags["http.route"] = path_tag(route.split(" ")[-1])
     return tags
 
 
-def trigger_tags(trigger: Optional[str], event: Any, lambda_context: Any) -> Dict[str, str]:
+def trigger_tags(row: Optional[Trigger], event: Any, lambda_context: Any) -> Dict[str, str]:
+    """The tags of an event of trigger ``row`` (``triggers.row_of``); {} for an untagged one."""
     tags: Dict[str, str] = {}
-    if trigger is None or trigger in detect.UNTAGGED or type(event) is not dict:
+    if row is None or not row.tagged or type(event) is not dict:
         return tags  # Datadog's library tags neither unknown events nor AppSync
     try:
-        tags["function_trigger.event_source"] = trigger
-        arn = event_source_arn(trigger, event, lambda_context)
+        tags["function_trigger.event_source"] = row.name
+        arn = event_source_arn(row.arn, event, lambda_context)
         if arn:
             tags["function_trigger.event_source_arn"] = arn
-        if trigger in detect.HTTP_TRIGGERS:
-            tags.update(http_tags(trigger, event))
+        if row.http:
+            tags.update(http_tags(row.name, event))
     except Exception:
-        logger.debug("trigger tags incomplete for a malformed %s event", trigger, exc_info=True)
+        logger.debug("trigger tags incomplete for a malformed %s event", row.name, exc_info=True)
     return tags

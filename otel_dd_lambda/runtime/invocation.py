@@ -17,28 +17,29 @@ from typing import Any, Dict, Optional, Tuple
 
 from opentelemetry.trace import SpanKind
 
+from ..carriers import detect
 from ..lambda_context import context_str
 from .cold_start import restored as restored_sandbox
 
-HTTP_TRIGGERS = frozenset(("api-gateway", "application-load-balancer", "lambda-function-url"))
 # Triggers whose events arrive as messages: the invocation consumes them.
-CONSUMER_TRIGGERS = frozenset(
-    ("sqs", "sns", "kinesis", "dynamodb", "eventbridge", "s3", "cloudwatch-events", "cloudwatch-logs"))
+CONSUMER_TRIGGERS = frozenset((detect.SQS, detect.SNS, detect.KINESIS, detect.DYNAMODB, detect.EVENTBRIDGE, detect.S3,
+                               detect.CLOUDWATCH_EVENTS, detect.CLOUDWATCH_LOGS))
 # OTel's faas.trigger vocabulary: datasource, http, pubsub, timer, other.
 _FAAS_TRIGGER = {
-    "api-gateway": "http",
-    "application-load-balancer": "http",
-    "lambda-function-url": "http",
-    "appsync": "http",
-    "sqs": "pubsub",
-    "sns": "pubsub",
-    "kinesis": "pubsub",
-    "eventbridge": "pubsub",
-    "dynamodb": "datasource",
-    "s3": "datasource",
-    "cloudwatch-events": "timer",
+    detect.API_GATEWAY: "http",
+    detect.ALB: "http",
+    detect.FUNCTION_URL: "http",
+    detect.APPSYNC: "http",
+    detect.SQS: "pubsub",
+    detect.SNS: "pubsub",
+    detect.KINESIS: "pubsub",
+    detect.EVENTBRIDGE: "pubsub",
+    detect.DYNAMODB: "datasource",
+    detect.S3: "datasource",
+    detect.CLOUDWATCH_EVENTS: "timer",
 }
-_MESSAGING_SYSTEM = {"sqs": "aws_sqs", "sns": "aws_sns", "kinesis": "aws_kinesis", "eventbridge": "aws_eventbridge"}
+MESSAGING_SYSTEM = {detect.SQS: "aws_sqs", detect.SNS: "aws_sns", detect.KINESIS: "aws_kinesis",
+                     detect.EVENTBRIDGE: "aws_eventbridge"}
 
 
 def split_arn(invoked_arn: Optional[str]) -> Tuple[Optional[str], str, Optional[str]]:
@@ -121,7 +122,7 @@ def start_attributes(
         attributes["function_version"] = version
         if account:
             attributes["cloud.account.id"] = account
-    system = _MESSAGING_SYSTEM.get(trigger or "")
+    system = MESSAGING_SYSTEM.get(trigger or "")
     if system:
         attributes["messaging.system"] = system
         attributes["messaging.operation.type"] = "process"
@@ -137,7 +138,7 @@ def http_status_code(trigger: Optional[str], response: Any) -> Optional[str]:
     a response that is not an object with ``statusCode`` counts as 200 (API Gateway's
     "simple response" format).
     """
-    if trigger not in HTTP_TRIGGERS:
+    if trigger not in detect.HTTP_TRIGGERS:
         return None
     if response is None:
         return "502"

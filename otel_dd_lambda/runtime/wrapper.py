@@ -25,6 +25,7 @@ from functools import update_wrapper
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .. import config
+from ..carriers import detect
 from ..lambda_context import remaining_ms
 from ..otel_layer import on_invocation
 from . import cold_start, durable, timeout
@@ -37,11 +38,17 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Link, Span, Status, StatusCode, Tracer
 
-    from ..extract import extract_context
+    from ..extract import EventContext, extract_context
     from . import invocation
     from .inferred import inferred_span
 
 logger = logging.getLogger(__name__)
+
+
+def _no_context() -> Context:
+    from opentelemetry.context import Context
+
+    return Context()
 
 DEFAULT_FLUSH_TIMEOUT_MS = 5000  # without a Lambda context (local runs, tests)
 _CO_COROUTINE = 0x80
@@ -215,16 +222,21 @@ class _Instrumentation:
         cold, proactive = cold_start.invocation_state(now)
         # hook (otel_layer): OTel's Lambda span, if current, gives way to ours; log format on a cold start
         on_invocation(trace, cold)
-        parent_ctx, links, trigger, trigger_tags, source = self._extract(event, context)
+        extracted = self._extract(event, context)
+        if extracted is None:
+            parent_ctx, links, trigger, trigger_tags, source = _no_context(), [], None, {}, None
+        else:
+            parent_ctx, links, trigger = extracted.context, list(extracted.links or ()), extracted.trigger
+            trigger_tags, source = extracted.trigger_tags or {}, extracted.source
         parent_ctx = self._xray(parent_ctx, source)
         pointers: List[Link] = []
-        if trigger in ("s3", "dynamodb"):  # span pointers, on the span standing for the trigger
+        if trigger in (detect.S3, detect.DYNAMODB):  # span pointers, on the span standing for the trigger
             from ..span_pointers import event_links  # loaded only by functions with such triggers
 
             pointers = event_links(event, trigger)
         inferred = None
-        if self.settings.managed_services:
-            inferred, parent_ctx, pointers = self._start_inferred(tracer, event, trigger, now, parent_ctx, pointers)
+        if self.settings.managed_services and extracted is not None and trigger:
+            inferred, parent_ctx, pointers = self._start_inferred(tracer, extracted, now, parent_ctx, pointers)
 
         attributes = invocation.start_attributes(
             context, trigger, trigger_tags, cold, proactive, self.settings.function_name,
@@ -241,25 +253,21 @@ class _Instrumentation:
         state.timeout = timeout.arm(self, state, context)  # ends the spans if time runs out
         return state
 
-    def _extract(self, event: Any, context: Any) -> Tuple[Context, List[Link], Optional[str], Dict[str, str],
-                                                          Optional[str]]:
-        """``(parent context, links, trigger, trigger tags, where the parent came from)``."""
+    @staticmethod
+    def _extract(event: Any, context: Any) -> Optional[EventContext]:
+        """What the event says (parent, links, trigger, tags, event time); None if extraction failed."""
         try:
-            extracted = extract_context(event, context)
-            return (extracted.context, list(extracted.links or ()), extracted.trigger,
-                    extracted.trigger_tags or {}, extracted.source)
+            return extract_context(event, context)
         except Exception:
             logger.debug("context extraction failed", exc_info=True)
-            from opentelemetry.context import Context
+            return None
 
-            return Context(), [], None, {}, None
-
-    def _start_inferred(self, tracer: Tracer, event: Any, trigger: Optional[str], now: int, parent_ctx: Context,
+    def _start_inferred(self, tracer: Tracer, extracted: EventContext, now: int, parent_ctx: Context,
                         pointers: List[Link]) -> Tuple[Optional[Span], Context, List[Link]]:
         """The span of the managed service that sent the event, when there is one: ``(the span if it
         ends with the invocation, the invocation's parent context, pointers still to place)``.
         It takes the span pointers, as the span standing for the trigger."""
-        spec = inferred_span(event, trigger, now)
+        spec = inferred_span(extracted, now)
         if spec is None:
             return None, parent_ctx, pointers
         span = tracer.start_span(spec.name, context=parent_ctx, kind=spec.kind, attributes=spec.attributes,

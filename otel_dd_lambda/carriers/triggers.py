@@ -1,0 +1,130 @@
+"""One row per Lambda trigger: where its trace context is, its records, its event time, its tags.
+
+``detect`` names the trigger; ``row_of(subtype or trigger)`` is its row. Extraction, trigger tags,
+event time and the inferred span all read the row, so a new trigger is one carrier module plus
+one row here. API Gateway has a row per subtype: the authorizer's ``_datadog`` lives in a
+different place in an HTTP API event than in a REST or websocket one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from . import appsync, authorizer, detect, eventbridge, http, kinesis, mqtt, notrace, sns, sqs, stepfunctions, tags
+from .common import datadog_member
+
+# How an event-time field counts: epoch milliseconds, epoch seconds, or ISO 8601 text.
+MS, SECONDS, ISO = "ms", "s", "iso"
+
+Reader = Callable[[Dict[str, Any]], Any]
+
+
+class Trigger:
+    """A trigger's row (read-only). ``carriers`` read the event and are tried in order, the first
+    context wins; ``record_carrier`` reads each record of a batch (then ``message_id`` names the
+    record's link). ``time`` reads the event time from the first record (``records``) or the
+    event, counted in ``time_unit``. ``arn`` builds the event source ARN when the event names
+    none; ``http`` adds the ``http.*`` tags; ``tagged`` is False where Datadog tags nothing."""
+
+    __slots__ = ("name", "subtype", "carriers", "record_carrier", "message_id", "records", "time", "time_unit",
+                 "arn", "http", "tagged")
+
+    def __init__(
+        self,
+        name: str,
+        subtype: Optional[str] = None,
+        carriers: Tuple[Reader, ...] = (),
+        record_carrier: Optional[Reader] = None,
+        message_id: Optional[Reader] = None,
+        records: bool = False,
+        time: Optional[Reader] = None,
+        time_unit: str = MS,
+        arn: Optional[tags.ArnRule] = None,
+        http: bool = False,
+        tagged: bool = True,
+    ) -> None:
+        self.name = name
+        self.subtype = subtype
+        self.carriers = carriers
+        self.record_carrier = record_carrier
+        self.message_id = message_id
+        self.records = records or record_carrier is not None
+        self.time = time
+        self.time_unit = time_unit
+        self.arn = arn
+        self.http = http
+        self.tagged = tagged
+
+    def event_time_ns(self, event: Any) -> Optional[int]:
+        """When the managed service received ``event``, in ns since the epoch, else None."""
+        if self.time is None or type(event) is not dict:
+            return None
+        try:
+            source = event["Records"][0] if self.records else event
+            return epoch_ns(self.time(source), self.time_unit)
+        except Exception:  # a malformed event has no time
+            return None
+
+    def __repr__(self) -> str:
+        return "Trigger(%r, %r)" % (self.name, self.subtype)
+
+
+def epoch_ns(value: Any, unit: str) -> Optional[int]:
+    """A time field (``unit``: MS, SECONDS or ISO) as ns since the epoch; None when unusable."""
+    if unit == ISO:
+        if type(value) is not str or not 19 <= len(value) <= 40:
+            return None
+        try:
+            moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)  # AWS writes UTC
+        return int(moment.timestamp() * 1_000_000) * 1000
+    if type(value) is str and 0 < len(value) < 32:
+        try:  # digits stay an int: a millisecond count converts exactly
+            value = int(value) if value.isdigit() else float(value)
+        except ValueError:
+            return None
+    if type(value) not in (int, float) or not 0 < value < 1e15:
+        return None
+    return int(value * (1_000_000 if unit == MS else 1_000_000_000))
+
+
+def _api_gateway(subtype: str, authorizer_headers: Reader) -> Trigger:
+    return Trigger(detect.API_GATEWAY, subtype, (authorizer_headers, http.headers), time=http.request_time_ms,
+                   arn=tags.api_gateway_arn, http=True)
+
+
+ROWS: Tuple[Trigger, ...] = (
+    Trigger(detect.SQS, record_carrier=sqs.record_carrier, message_id=sqs.message_id, time=sqs.sent_timestamp_ms),
+    Trigger(detect.SNS, record_carrier=sns.record_carrier, message_id=sns.message_id, time=sns.timestamp,
+            time_unit=ISO, arn=tags.sns_topic_arn),
+    Trigger(detect.KINESIS, record_carrier=kinesis.record_carrier, message_id=kinesis.sequence_number,
+            time=kinesis.arrival_seconds, time_unit=SECONDS),
+    Trigger(detect.DYNAMODB, records=True, time=notrace.dynamodb_created_seconds, time_unit=SECONDS),
+    Trigger(detect.S3, records=True, time=notrace.s3_event_time, time_unit=ISO, arn=tags.s3_bucket_arn),
+    Trigger(detect.CLOUDFRONT, records=True, arn=tags.cloudfront_arn),
+    Trigger(detect.EVENTBRIDGE, carriers=(eventbridge.detail_carrier,), time=eventbridge.event_time, time_unit=ISO),
+    Trigger(detect.CLOUDWATCH_EVENTS, arn=tags.first_resource_arn),
+    Trigger(detect.CLOUDWATCH_LOGS, arn=tags.log_group_arn),
+    Trigger(detect.STATES, carriers=(stepfunctions.event_span_context,), arn=tags.state_machine_arn),
+    _api_gateway(detect.REST, authorizer.rest_headers),
+    _api_gateway(detect.WEBSOCKET, authorizer.rest_headers),
+    _api_gateway(detect.HTTP_API, authorizer.http_api_headers),
+    Trigger(detect.FUNCTION_URL, carriers=(http.headers,), time=http.request_time_ms, arn=tags.function_url_arn,
+            http=True),
+    Trigger(detect.ALB, carriers=(http.headers,), arn=tags.alb_target_group_arn, http=True),
+    Trigger(detect.APPSYNC, carriers=(appsync.headers,), tagged=False),
+    Trigger(detect.MQTT, carriers=(mqtt.message_carrier,), tagged=False),
+)
+# An event of no known trigger: an AWS IoT rule (MQTT) or any producer that put ``_datadog`` at
+# the top of the payload.
+UNKNOWN = Trigger("", carriers=(datadog_member,), tagged=False)
+
+_BY_KEY: Dict[Optional[str], Trigger] = {row.subtype or row.name: row for row in ROWS}
+_BY_KEY[None] = UNKNOWN
+# The row of ``detect.detect``'s ``(trigger, subtype)``: ``row_of(subtype or trigger)`` (``UNKNOWN``
+# for None). The dict's own lookup: no Python frame on the per-event path.
+row_of: Callable[[Optional[str]], Trigger] = _BY_KEY.__getitem__
