@@ -33,6 +33,8 @@ broker:
 	@-{ command -v systemctl >/dev/null 2>&1 && systemctl stop mosquitto >/dev/null 2>&1; } || true
 
 test: $(STAMP) broker
+	$(BIN)/python -m ruff check otel_dd_lambda tests benchmarks
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 demo: $(DEMO_STAMP)

@@ -331,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           " [min..max] of the rounds' medians); target ratio <= %.2fx" % (args.runs, args.rounds, TARGETS["import"]))
     print("%-18s %-4s %7s %11s %7s %11s %7s   %s" % (
         "environment", "ext", "ours", "", "theirs", "", "ratio", "OTel floor (%s), /theirs" % FLOOR))
-    for name, dists, ms, _ in results:
+    for name, _dists, ms, _ in results:
         floor = statistics.median(ms[("floor", False)])
         for ext in (True, False):
             o, t = ms[("ours", ext)], ms[("theirs", ext)]

@@ -122,8 +122,8 @@ def main(argv=None) -> int:
         # Both sides find the same context in the event itself (no short cut, no fallback).
         assert mine.parent is not None and source == "event", name
         assert mine.parent.trace_id & (2**64 - 1) == theirs.trace_id & (2**64 - 1), name
-        ours, ref = side_by_side(lambda: extract_context(event, ctx), lambda: extract_dd_trace_context(event, ctx),
-                                 args.number, args.rounds)
+        ours, ref = side_by_side(lambda event=event: extract_context(event, ctx),
+                                 lambda event=event: extract_dd_trace_context(event, ctx), args.number, args.rounds)
         ratio = ours / ref
         if name in events:
             failures += ratio > TARGET_EXTRACT

@@ -26,7 +26,7 @@ import time
 import tracemalloc
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024

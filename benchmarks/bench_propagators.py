@@ -60,7 +60,6 @@ def main(argv: Sequence[str] = None) -> int:  # type: ignore[assignment]
     from ddtrace.propagation.http import HTTPPropagator
     from ddtrace.trace import Context as DDContext
     from opentelemetry import trace
-    from opentelemetry.context import Context
     from opentelemetry.propagate import get_global_textmap  # noqa: F401  (OTel's own loading)
     from opentelemetry.propagators.aws import AwsXRayPropagator
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator

@@ -153,11 +153,11 @@ def install_botocore_hook(target: Any = None) -> None:
     current = getattr(BaseClient, "_emit_api_params", None)
     if getattr(current, "_otel_dd_lambda_hook", False):
         _original_emit_api_params = current.__wrapped__  # type: ignore[union-attr]  # a reloaded module's
-        BaseClient._emit_api_params = _wrap_emit_api_params(_original_emit_api_params)  # type: ignore[method-assign]
+        BaseClient._emit_api_params = _wrap_emit_api_params(_original_emit_api_params)
         return
     if current is not None:
         _original_emit_api_params = current
-        BaseClient._emit_api_params = _wrap_emit_api_params(current)  # type: ignore[method-assign]
+        BaseClient._emit_api_params = _wrap_emit_api_params(current)
         return
     # A botocore without _emit_api_params (older than 1.13): clients created from now on only.
     original = ClientCreator.create_client
@@ -168,7 +168,7 @@ def install_botocore_hook(target: Any = None) -> None:
         return client
 
     create_client.__wrapped__ = original  # type: ignore[attr-defined]
-    ClientCreator.create_client = create_client  # type: ignore[method-assign]
+    ClientCreator.create_client = create_client
     _original_create_client = original
 
 
@@ -195,13 +195,13 @@ def uninstall_botocore_hook() -> None:
         from botocore.client import BaseClient
 
         if getattr(BaseClient._emit_api_params, "_otel_dd_lambda_hook", False):
-            BaseClient._emit_api_params = _original_emit_api_params  # type: ignore[method-assign]
+            BaseClient._emit_api_params = _original_emit_api_params
             _original_emit_api_params = None
         # else: someone wrapped over ours; it stays in place, inert (_active is False)
     if _original_create_client is not None:
         from botocore.client import ClientCreator
 
-        ClientCreator.create_client = _original_create_client  # type: ignore[method-assign]
+        ClientCreator.create_client = _original_create_client
         _original_create_client = None
     with _register_lock:
         for emitter in list(_registered):

@@ -1,6 +1,7 @@
 """The ``otel-dd-lambda`` command: one subcommand per module in ``otel_dd_lambda.commands``.
 
-Each command module (``exec-wrapper-path`` lives in ``exec_wrapper_path``) defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+Each command module (``exec-wrapper-path`` lives in ``exec_wrapper_path``) defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``;
 it is imported only when its command runs.
 """
 

@@ -37,7 +37,7 @@ MAX_CLIENT_CONTEXT_BYTES = 3583
 MAX_SFN_INPUT_BYTES = 256 * 1024
 
 SKIPPED: Counter = Counter()  # reason -> injections skipped in this process
-_logged = set()
+_logged: set = set()  # reasons already logged once
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 _ENV_NAMES = ("DD_TRACE_PROPAGATION_STYLE_INJECT", "DD_TRACE_PROPAGATION_STYLE", "OTEL_PROPAGATORS")
 _env_key = config.env_fingerprint(_ENV_NAMES)
@@ -284,7 +284,8 @@ def _sns(target: Any, span_context: SpanContext) -> bool:
     return _with_attribute(target, "sns", {"DataType": "Binary", "BinaryValue": value}, len(value), MAX_SNS_BYTES)
 
 
-def _spliced_field(target: Any, kind: str, field: str, span_context: SpanContext, limit: int, other: int = 0, default: Any = None) -> bool:
+def _spliced_field(target: Any, kind: str, field: str, span_context: SpanContext, limit: int, other: int = 0,
+                   default: Any = None) -> bool:
     if type(target) is not dict:
         return _skip(kind, "target is not a dict")
     current = target.get(field, default)

@@ -111,7 +111,7 @@ def _s3_record_pointer(record: Any) -> Optional[SpanPointer]:
 def _native_value(value: Any) -> Optional[Tuple[str, Any]]:
     """A Python value as boto3's resource API would send it (``TypeSerializer``), or None."""
     try:
-        from boto3.dynamodb.types import TypeSerializer  # type: ignore[import-untyped]
+        from boto3.dynamodb.types import TypeSerializer
     except ImportError:  # botocore without boto3: only the client API's typed values exist
         return None
     try:

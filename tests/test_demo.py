@@ -14,7 +14,7 @@ def test_demo_runs_end_to_end():
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    summary = json.loads([l for l in lines if l.startswith("SUMMARY ")][-1][len("SUMMARY "):])
+    summary = json.loads([line for line in lines if line.startswith("SUMMARY ")][-1][len("SUMMARY "):])
     spans = summary["spans"]
     assert len({s["trace_id"] for s in spans}) == 1
     by_id = {s["span_id"]: s for s in spans}
@@ -35,7 +35,7 @@ def test_demo_runs_end_to_end():
         assert "traceparent %s" % s["traceparent"] in proc.stdout
         assert "x-ray       %s" % s["xray"] in proc.stdout
     # and the Datadog exporter's log-mode lines carry the same Datadog ids
-    exported = [sp for l in lines if l.startswith('{"traces"') for chunk in json.loads(l)["traces"] for sp in chunk]
+    exported = [sp for line in lines if line.startswith('{"traces"') for chunk in json.loads(line)["traces"] for sp in chunk]
     assert {sp["name"] for sp in exported} >= {"aws.lambda", "aws.sqs", "aws.eventbridge", "aws.httpapi"}
     assert len(exported) == len(spans)
     dd_trace = int(spans[0]["dd_trace_id"])

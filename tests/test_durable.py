@@ -286,7 +286,6 @@ def test_hostile_events_never_raise(event):
     extract_context(event)
 
 
-@pytest.mark.xfail(strict=True, reason="extract.py has no durable row yet: see carriers/durable.py and docs/handler.md")
 def test_extract_context_reads_the_checkpoint():
     event = _checkpointed(1111, 2222)
     parent = extract_context(event).parent

@@ -638,7 +638,7 @@ def test_put_events_batch_stays_under_limit(endpoint, tracer, data):
     count = data.draw(st.integers(1, 10))
     share = PUT_EVENTS_LIMIT // count
     entries = []
-    for i in range(count):
+    for _ in range(count):
         resources = data.draw(st.lists(st.text(min_size=1, max_size=40), max_size=5))
         entry = {"Source": "my.app", "DetailType": data.draw(st.text(min_size=1, max_size=20)), "Resources": resources}
         if data.draw(st.booleans()):

@@ -9,14 +9,13 @@ spans on stdout.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import random
-
-import pytest
-
-import os
 import subprocess
 import sys
+
+import pytest
 
 SANDBOX = """
 import json, pickle, random, sys, time

@@ -29,16 +29,15 @@ from urllib.parse import quote_plus
 
 import msgpack
 import pytest
+from ddtrace._trace._span_pointer import _SpanPointerDirection
+from ddtrace._trace.utils_botocore.span_pointers import extract_span_pointers_from_successful_botocore_response
+from ddtrace._trace.utils_botocore.span_pointers.dynamodb import _aws_dynamodb_item_span_pointer_description
+from ddtrace._trace.utils_botocore.span_pointers.s3 import _aws_s3_object_span_pointer_description
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from ddtrace._trace._span_pointer import _SpanPointerDirection
-from ddtrace._trace.utils_botocore.span_pointers import extract_span_pointers_from_successful_botocore_response
-from ddtrace._trace.utils_botocore.span_pointers.dynamodb import _aws_dynamodb_item_span_pointer_description
-from ddtrace._trace.utils_botocore.span_pointers.s3 import _aws_s3_object_span_pointer_description
 
 from otel_dd_lambda import span_pointers as sp
 from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botocore_hook

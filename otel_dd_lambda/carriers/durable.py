@@ -68,6 +68,8 @@ def latest_checkpoint(ops: list) -> Optional[Dict[str, Any]]:
 
 def checkpoint_carrier(event: Any) -> Optional[Dict[str, Any]]:
     """The header mapping saved in the latest trace checkpoint of a durable event, else None."""
+    if not is_durable_event(event):
+        return None
     ops = operations(event)
     if not ops:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from . import appsync, authorizer, detect, eventbridge, http, kinesis, mqtt, notrace, sns, sqs, stepfunctions, tags
+from . import appsync, authorizer, detect, durable, eventbridge, http, kinesis, mqtt, notrace, sns, sqs, stepfunctions, tags
 from .common import datadog_member
 
 # How an event-time field counts: epoch milliseconds, epoch seconds, or ISO 8601 text.
@@ -119,9 +119,9 @@ ROWS: Tuple[Trigger, ...] = (
     Trigger(detect.APPSYNC, carriers=(appsync.headers,), tagged=False),
     Trigger(detect.MQTT, carriers=(mqtt.message_carrier,), tagged=False),
 )
-# An event of no known trigger: an AWS IoT rule (MQTT) or any producer that put ``_datadog`` at
-# the top of the payload.
-UNKNOWN = Trigger("", carriers=(datadog_member,), tagged=False)
+# An event of no known trigger: a durable function's (its latest trace checkpoint), an AWS IoT
+# rule (MQTT) or any producer that put ``_datadog`` at the top of the payload.
+UNKNOWN = Trigger("", carriers=(durable.checkpoint_carrier, datadog_member), tagged=False)
 
 _BY_KEY: Dict[Optional[str], Trigger] = {row.subtype or row.name: row for row in ROWS}
 _BY_KEY[None] = UNKNOWN

@@ -201,7 +201,8 @@ def format_text(info: Dict[str, Any]) -> str:
     lines = [
         "trace id (128-bit hex)    %s" % info["trace_id"],
         "span id (hex)             %s" % info["span_id"],
-        "sampled                   %s (Datadog priority %d)" % ("yes" if info["sampled"] else "no", dd["sampling_priority"]),
+        "sampled                   %s (Datadog priority %d)"
+        % ("yes" if info["sampled"] else "no", dd["sampling_priority"]),
         "",
         "W3C Trace Context",
         "  traceparent: %s" % headers["traceparent"],

@@ -25,7 +25,8 @@ DEMO_MODULES = ("boto3", "moto", "moto.server", "flask", "flask_cors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--agent-url", help="send spans to this Datadog agent (default: log mode, shown with --show-payload)")
+    parser.add_argument("--agent-url",
+                        help="send spans to this Datadog agent (default: log mode, shown with --show-payload)")
     parser.add_argument("--show-payload", action="store_true", help="print the exporter's log-mode JSON lines")
     parser.add_argument("--summary", action="store_true", help="end with one SUMMARY line of JSON (for scripts)")
 
@@ -121,12 +122,14 @@ def run(args: argparse.Namespace) -> int:
         clients = handlers.clients
 
         print("1. API Gateway  POST /orders  -> demo-api (sends the order to SQS)")
-        response = handlers.api_handler(events.http_api_event({"id": "A-1001", "total": 42}), events.DemoContext("demo-api"))
+        order = events.http_api_event({"id": "A-1001", "total": 42})
+        response = handlers.api_handler(order, events.DemoContext("demo-api"))
         print("   response: %s" % response["statusCode"])
 
         messages = _receive(clients["sqs"], clients["orders_queue_url"])
         print("2. SQS demo-orders (%d message) -> demo-worker (puts an EventBridge event)" % len(messages))
-        handlers.worker_handler(events.sqs_event(messages, clients["orders_queue_arn"]), events.DemoContext("demo-worker"))
+        batch = events.sqs_event(messages, clients["orders_queue_arn"])
+        handlers.worker_handler(batch, events.DemoContext("demo-worker"))
 
         routed = _receive(clients["sqs"], clients["notices_queue_url"])
         if routed:

@@ -195,7 +195,8 @@ def _report(args: argparse.Namespace, event: Any) -> int:
     from ..extract import extract_context
 
     handler = _Reasons()
-    loggers = [logging.getLogger(name) for name in ("otel_dd_lambda", "otel_dd_lambda.propagators", "otel_dd_lambda.carriers")]
+    names = ("otel_dd_lambda", "otel_dd_lambda.propagators", "otel_dd_lambda.carriers")
+    loggers = [logging.getLogger(name) for name in names]
     saved = [(lg, lg.level) for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.DEBUG)
