@@ -11,7 +11,21 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from . import appsync, authorizer, detect, durable, eventbridge, http, kinesis, mqtt, notrace, sns, sqs, stepfunctions, tags
+from . import (
+    appsync,
+    authorizer,
+    detect,
+    durable,
+    eventbridge,
+    http,
+    kinesis,
+    mqtt,
+    notrace,
+    sns,
+    sqs,
+    stepfunctions,
+    tags,
+)
 from .common import datadog_member
 
 # How an event-time field counts: epoch milliseconds, epoch seconds, or ISO 8601 text.
