@@ -24,6 +24,7 @@ from .carriers.tags import trigger_tags as _trigger_tags
 from .carriers.triggers import UNKNOWN, Trigger, row_of
 from .propagators import xray
 from .propagators.composite import DatadogCompositePropagator
+from .propagators.precedence import make_link
 
 logger = logging.getLogger("otel_dd_lambda.extract")
 
@@ -151,7 +152,7 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> Extr
     parent, links = resolve(read(first), composite)
     if parent is not None and len(links) < limit:
         mid = message_id(first)
-        links.append(Link(parent, {MESSAGE_ID: mid} if mid else None))
+        links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
     if len(records) > 1 and len(links) < limit:
         for record in islice(records, 1, None):
             if type(record) is not dict:
@@ -159,7 +160,7 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> Extr
             span_context = resolve(read(record), composite)[0]
             if span_context is not None:
                 mid = message_id(record)
-                links.append(Link(span_context, {MESSAGE_ID: mid} if mid else None))
+                links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
                 if len(links) >= limit:
                     break
     return parent, links
