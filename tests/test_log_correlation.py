@@ -11,7 +11,7 @@ import pytest
 
 from otel_dd_lambda.runtime import cold_start, log_correlation
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.wrapper_support import FakeContext, pipeline
+from tests.support.wrapper import FakeContext, pipeline
 
 LAMBDA_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 

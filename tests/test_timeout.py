@@ -21,7 +21,7 @@ from otel_dd_lambda.lambda_context import MAX_REMAINING_MS, remaining_ms
 from otel_dd_lambda.runtime import cold_start, timeout
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import BLOCK, FakeAgent
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import msgpack
 
@@ -60,7 +60,8 @@ class TestAgent:
         self.socket_path = socket_path  # the same agent over a unix socket
         self.unix_url = "unix://" + socket_path
 
-    def _get(self, path: str, token: Optional[str] = None, timeout: float = 5.0) -> Tuple[int, bytes]:
+    def get(self, path: str, token: Optional[str] = None, timeout: float = 5.0) -> Tuple[int, bytes]:
+        """GET one of the agent's paths (its test API), in session ``token`` when not None."""
         url = self.url + path
         if token is not None:
             url += ("&" if "?" in url else "?") + "test_session_token=" + token
@@ -73,24 +74,26 @@ class TestAgent:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
-    def start_session(self, token: str) -> None:
-        status, body = self._get("/test/session/start", token)
+    def start_session(self, token: Optional[str]) -> None:
+        """Start session ``token``; None starts the agent's sessionless session (every request
+        from then on, whatever its token)."""
+        status, body = self.get("/test/session/start", token)
         assert status == 200, body
 
-    def clear(self, token: str) -> None:
-        self._get("/test/session/clear", token)
+    def clear(self, token: Optional[str]) -> None:
+        self.get("/test/session/clear", token)
 
-    def traces(self, token: str) -> List[List[Dict[str, Any]]]:
-        status, body = self._get("/test/session/traces", token)
-        assert status == 200, body
-        return json.loads(body)
-
-    def requests(self, token: str) -> List[Dict[str, Any]]:
-        status, body = self._get("/test/session/requests", token)
+    def traces(self, token: Optional[str]) -> List[List[Dict[str, Any]]]:
+        status, body = self.get("/test/session/traces", token)
         assert status == 200, body
         return json.loads(body)
 
-    def wait_for_traces(self, token: str, count: int, timeout: float = 10.0) -> List[List[Dict[str, Any]]]:
+    def requests(self, token: Optional[str]) -> List[Dict[str, Any]]:
+        status, body = self.get("/test/session/requests", token)
+        assert status == 200, body
+        return json.loads(body)
+
+    def wait_for_traces(self, token: Optional[str], count: int, timeout: float = 10.0) -> List[List[Dict[str, Any]]]:
         """The session's traces once at least ``count`` spans arrived (bounded polling)."""
         traces: List[List[Dict[str, Any]]] = []
         for _ in range(int(timeout / 0.05) + 1):
@@ -99,6 +102,13 @@ class TestAgent:
                 return traces
             time.sleep(0.05)
         return traces
+
+
+def dd_trace_id(span: Mapping[str, Any]) -> str:
+    """An agent span's trace id as the log correlation writes it: 32 hex digits with a high half,
+    else decimal."""
+    high = span["meta"].get("_dd.p.tid")
+    return high + "%016x" % span["trace_id"] if high and int(high, 16) else str(span["trace_id"])
 
 
 @contextlib.contextmanager
@@ -124,7 +134,7 @@ def run_test_agent(enabled_checks: str = DEFAULT_CHECKS) -> Iterator[TestAgent]:
             if process.poll() is not None:
                 raise RuntimeError("ddapm-test-agent exited: %s" % process.stderr.read().decode()[-2000:])
             try:
-                status, _ = agent._get("/info", timeout=1.0)
+                status, _ = agent.get("/info", timeout=1.0)
                 if status == 200:
                     break
             except OSError:
