@@ -9,10 +9,13 @@ import os
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botocore_hook
+from otel_dd_lambda.injection import splice_json
 from tests.support.moto_server import REGION, aws_env, client, make_queue, moto_server, receive, sqs_event
 from tests.support.reference import reference_extract
 
@@ -471,10 +474,6 @@ def test_exactly_one_datadog_with_otel_botocore_either_order(endpoint, tracer, o
 
 # ---------------------------------------------------------------- injection never corrupts a message (issue 9.7)
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from otel_dd_lambda.injection import splice_json  # noqa: E402
 
 NON_UTF8 = ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "utf-8-sig"]
 json_values = st.recursive(

@@ -64,7 +64,9 @@ def lambda_root(monkeypatch):
 def test_text_format_shows_datadog_ids(lambda_root):
     handler, stream = lambda_root
     assert log_correlation.install("svc", "prod", "1.0")
-    assert "%(dd.trace_id)s" in handler.formatter._fmt
+    # the Lambda text format now has the Datadog field (what a record carries is formatted in)
+    record = logging.makeLogRecord({"msg": "m", "aws_request_id": "r", "dd.trace_id": "T", "dd.span_id": "S"})
+    assert "[dd.trace_id=T dd.span_id=S]" in handler.formatter.format(record)
     provider, memory = pipeline()
 
     @instrument_handler(tracer_provider=provider)

@@ -228,12 +228,15 @@ def test_otel_instrumentation_alone_is_visible_to_these_checks(agent, task_root)
 UNNAMED = '''
 import os
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from otel_dd_lambda.distro import OtelDdLambdaConfigurator, OtelDdLambdaDistro
+added = []  # every processor given to a provider, through the SDK's public method
+add = TracerProvider.add_span_processor
+TracerProvider.add_span_processor = lambda self, processor: added.append(processor) or add(self, processor)
 OtelDdLambdaDistro().configure()
 OtelDdLambdaConfigurator().configure()
 provider = trace.get_tracer_provider()
-exporters = [type(getattr(p, "span_exporter", getattr(p, "exporter", None))).__name__
-             for p in provider._active_span_processor._span_processors]
+exporters = [type(getattr(p, "span_exporter", getattr(p, "exporter", None))).__name__ for p in added]
 print(os.environ.get("OTEL_METRICS_EXPORTER"), os.environ.get("OTEL_PYTHON_CONFIGURATOR"),
       type(provider).__name__, exporters)
 '''

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import uuid
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -15,6 +16,11 @@ def moto_server() -> Iterator[str]:
     """Start moto's threaded server, yield its endpoint URL, stop it afterwards."""
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request at INFO: an access log, noise in a failing test's report
+    # (its errors, WARNING and above, still show)
+    access_log = logging.getLogger("werkzeug")
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -22,6 +28,7 @@ def moto_server() -> Iterator[str]:
         yield "http://%s:%d" % (host, port)
     finally:
         server.stop()
+        access_log.setLevel(level)
 
 
 def client(endpoint: str, service: str):
