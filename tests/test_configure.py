@@ -36,14 +36,18 @@ def test_configure_installs_everything_once():
     proc = run("""
         import json, otel_dd_lambda
         from opentelemetry import trace, propagate
+        from opentelemetry.sdk.trace import TracerProvider
+        added = []  # every processor given to a provider, through the SDK's public method
+        add = TracerProvider.add_span_processor
+        TracerProvider.add_span_processor = lambda self, processor: added.append(processor) or add(self, processor)
         p = otel_dd_lambda.configure()
         assert otel_dd_lambda.configure() is p and trace.get_tracer_provider() is p
         print(json.dumps({
             "resource": dict(p.resource.attributes),
             "propagator": type(propagate.get_global_textmap()).__name__,
             "ids": type(p.id_generator).__name__,
-            "processors": [type(x).__name__ for x in p._active_span_processor._span_processors],
-            "exporter": type(p._active_span_processor._span_processors[0].exporter).__name__,
+            "processors": [type(x).__name__ for x in added],
+            "exporter": type(added[0].exporter).__name__,
         }))
     """, {"DD_ENV": "prod", "DD_VERSION": "1.2.3", "DD_TAGS": "team:core,tier:1", "DD_SERVICE": "checkout"})
     out = last_json(proc)

@@ -29,7 +29,7 @@ from otel_dd_lambda.carriers import durable as durable_carrier
 from otel_dd_lambda.extract import resolve
 from otel_dd_lambda.propagators import ddstate
 from otel_dd_lambda.runtime import durable
-from tests.wrapper_support import FakeContext, pipeline
+from tests.support.wrapper import FakeContext, pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

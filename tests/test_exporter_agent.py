@@ -240,7 +240,7 @@ def test_many_traces_split_over_payloads(agent: TestAgent, token: str) -> None:
     exporter = make_exporter(agent, token, max_payload_size=8 * 1024)
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     assert exporter.stats() == {"sent_spans": 180, "buffered_spans": 0, "dropped_spans": 0,
-                                "rejected_spans": 0, "oversized_spans": 0}
+                                "rejected_spans": 0, "oversized_spans": 0, "unmappable_spans": 0}
     traces = agent.wait_for_traces(token, 180)
     assert sum(len(t) for t in traces) == 180
     assert len({s["span_id"] for t in traces for s in t}) == 180

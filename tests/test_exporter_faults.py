@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+import os
+import socket
+import struct
+import subprocess
+import sys
 import threading
+import time
+import tracemalloc
 from typing import Any, List
 
+import msgpack
 import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
+from otel_dd_lambda.exporters.encoding import V04Encoder
 from otel_dd_lambda.exporters.processor import LambdaSpanProcessor
 from tests.support.agent import BLOCK, GARBAGE_STATUS, RESET, FakeAgent, free_port
 
@@ -38,6 +49,39 @@ def exporter_for(url: str, **kwargs: Any) -> DatadogSpanExporter:
 
 def ids(spans: List[Any]) -> List[int]:
     return sorted(s.context.span_id for s in spans)
+
+
+class ClientSocket:
+    """A socket the exporter opened, seen from outside: its sends are counted."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sends: List[int] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(len(data))
+        self.sock.sendall(data)
+
+    @property
+    def is_open(self) -> bool:
+        return self.sock.fileno() != -1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@pytest.fixture
+def client_sockets(monkeypatch: Any) -> List[ClientSocket]:
+    """Every TCP connection opened during the test (``socket.create_connection``), in order."""
+    opened: List[ClientSocket] = []
+    connect = socket.create_connection
+
+    def create_connection(*args: Any, **kwargs: Any) -> ClientSocket:
+        opened.append(ClientSocket(connect(*args, **kwargs)))
+        return opened[-1]
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return opened
 
 
 def test_agent_down_then_up_keeps_spans_within_bound() -> None:
@@ -212,8 +256,6 @@ def test_rate_by_service_follows_every_new_response_body(monkeypatch: Any) -> No
 
 
 def test_keep_alive_reuses_one_connection() -> None:
-    ports = set()
-
     def script(request):
         return 200
 
@@ -221,8 +263,8 @@ def test_keep_alive_reuses_one_connection() -> None:
         exporter = exporter_for(agent.url)
         for _ in range(3):
             assert exporter.export(make_spans(1, 1)) is SpanExportResult.SUCCESS
-            ports.add(exporter._transport._conn.sock.getsockname()[1])
-    assert len(ports) == 1
+        ports = {request.client_port for request in agent.requests}
+    assert len(agent.requests) == 3 and len(ports) == 1
 
 
 def test_many_threads_no_loss_no_duplicates() -> None:
@@ -261,7 +303,7 @@ def test_exporter_never_raises_on_bad_input() -> None:
     with FakeAgent() as agent:
         exporter = exporter_for(agent.url)
         assert exporter.export([object(), None]) is SpanExportResult.SUCCESS  # mapped to nothing
-        assert exporter._mapper.unmappable == 2
+        assert exporter.stats()["unmappable_spans"] == 2
         assert exporter.export([]) is SpanExportResult.SUCCESS
         exporter.shutdown()
         assert exporter.export(make_spans(1, 1)) is SpanExportResult.FAILURE
@@ -270,31 +312,17 @@ def test_exporter_never_raises_on_bad_input() -> None:
     assert bad.endpoint.url == "http://127.0.0.1:8126"
 
 
-def test_header_and_body_leave_in_one_send_with_nodelay() -> None:
-    import socket
-
-    class CountingSocket:
-        def __init__(self, sock: socket.socket) -> None:
-            self._sock = sock
-            self.sends: List[int] = []
-
-        def sendall(self, data: bytes) -> None:
-            self.sends.append(len(data))
-            self._sock.sendall(data)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._sock, name)
-
+def test_header_and_body_leave_in_one_send_with_nodelay(client_sockets: List[ClientSocket]) -> None:
     with FakeAgent() as agent:
         exporter = exporter_for(agent.url)
         assert exporter.export(make_spans(1, 1)) is SpanExportResult.SUCCESS  # opens the connection
-        conn = exporter._transport._conn
-        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-        counting = CountingSocket(conn.sock)
-        conn.sock = counting
+        (connection,) = client_sockets
+        assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        connection.sends.clear()
         assert exporter.export(make_spans(2, 3)) is SpanExportResult.SUCCESS
         body_size = len(agent.accepted[-1].body)
-    assert len(counting.sends) == 1 and counting.sends[0] > body_size
+    assert len(client_sockets) == 1  # the same connection
+    assert len(connection.sends) == 1 and connection.sends[0] > body_size
 
 
 # ---------------------------------------------------------------- hostile agents (issue 9)
@@ -303,19 +331,6 @@ def test_header_and_body_leave_in_one_send_with_nodelay() -> None:
 # request in full, then misbehaves as told, or answers 200 and records the spans ("ok"). Every
 # test checks the flush comes back within its deadline (+0.5 s), keeps the spans, does not wait
 # on the same agent again on the next flush, and delivers everything once the agent is healthy.
-
-import gc  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import struct  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-
-import msgpack  # noqa: E402
-import pytest  # noqa: E402
 
 SLACK = 0.5
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"rate_by_service\":{}}"
@@ -511,7 +526,7 @@ def test_hung_agent_bounded_then_probed_then_delivered(behaviour: str) -> None:
 
 
 @pytest.mark.parametrize("behaviour", ["endless", "huge-length", "huge-chunk"])
-def test_endless_response_bodies_are_cut_short(behaviour: str) -> None:
+def test_endless_response_bodies_are_cut_short(behaviour: str, client_sockets: List[ClientSocket]) -> None:
     # the status line says 200: the spans are delivered; the body is read up to 64 KiB, no more
     budget = 2.0
     spans = make_spans(2, 2)
@@ -529,7 +544,7 @@ def test_endless_response_bodies_are_cut_short(behaviour: str) -> None:
         assert took <= budget + SLACK
         assert peak < 4 * 1024 * 1024  # not the 154 MB of a body read to its end
         assert exporter.buffered_spans == 0 and not exporter.agent_hung
-        assert exporter._transport._conn.sock is None  # the rest of the body went with the socket
+        assert not any(sock.is_open for sock in client_sockets)  # the rest of the body went with the socket
         _, took = timed(exporter.export_until, make_spans(1, 1), time.monotonic() + budget)
         assert took <= budget + SLACK
 
@@ -560,13 +575,14 @@ def test_flush_cap_from_environment(monkeypatch: Any) -> None:
     assert DatadogSpanExporter("http://127.0.0.1:1", mode="agent").timeout == 1.0
 
 
-def test_agent_down_costs_one_attempt_without_sleeping() -> None:
+def test_agent_down_costs_one_attempt_without_sleeping(monkeypatch: Any) -> None:
     # refused connections: no backoff sleep on the invocation's path, bytes encoded once
     port = free_port()
     exporter = exporter_for("http://127.0.0.1:%d" % port, backoff=5.0, max_attempts=4)
     encoded: List[int] = []
-    real = exporter._encoder.payloads
-    exporter._encoder.payloads = lambda chunks, size: encoded.append(len(chunks)) or real(chunks, size)
+    real = V04Encoder.payloads
+    monkeypatch.setattr(V04Encoder, "payloads",
+                        lambda self, chunks, size: encoded.append(len(chunks)) or real(self, chunks, size))
     batches = [make_spans(1, 2) for _ in range(5)]
     for batch in batches:
         result, took = timed(exporter.export_until, batch, time.monotonic() + 10)
@@ -634,7 +650,7 @@ def test_error_body_is_escaped_and_truncated_in_logs(caplog: Any) -> None:
     assert len(message) < 400
 
 
-def test_probe_sees_a_restarted_agent_in_the_same_flush() -> None:
+def test_probe_sees_a_restarted_agent_in_the_same_flush(client_sockets: List[ClientSocket]) -> None:
     # the hung agent is replaced by a working one on the same port: the outstanding probe's
     # connection dies, and the flush delivers at once instead of waiting for a new probe
     spans = make_spans(1, 3)
@@ -643,7 +659,8 @@ def test_probe_sees_a_restarted_agent_in_the_same_flush() -> None:
         exporter = exporter_for(hung.url)
         exporter.export_until(spans, time.monotonic() + 0.5)
         exporter.export_until([], time.monotonic() + 0.5)  # leaves a probe outstanding
-        assert exporter.agent_hung and exporter._transport.probing
+        # the request connection gave up at the deadline; the one left open is the probe's
+        assert exporter.agent_hung and [sock.is_open for sock in client_sockets] == [False, True]
     with FakeAgent(port=port) as agent:
         assert exporter.force_flush(1000) is True
         assert sorted(agent.span_ids()) == ids(spans)

@@ -373,7 +373,11 @@ def test_settings_object_replaces_the_environment(monkeypatch) -> None:
     exporter = DatadogSpanExporter(settings=settings)
     assert exporter.mode == "agent" and exporter.endpoint.url == "http://agent.local:9000"
     assert exporter.timeout == 0.25
-    dd = exporter._mapper.map_chunks([span(resource=Resource.create({"service.name": "unknown_service"}))])[0][0]
+    # the same settings written out in log mode: the mapper took its defaults from them
+    out = io.StringIO()
+    logged = DatadogSpanExporter(settings=settings, mode="log", out=out)
+    logged.export([span(resource=Resource.create({"service.name": "unknown_service"}))])
+    (dd,) = json.loads(out.getvalue())["traces"][0]
     assert dd["service"] == "from-settings" and dd["meta"]["env"] == "staging"
     log = DatadogSpanExporter(settings=ExporterSettings({"AWS_LAMBDA_FUNCTION_NAME": "fn", "DD_FLUSH_TO_LOG": "1"}))
     assert log.mode == "log"

@@ -11,8 +11,7 @@ import uuid
 import pytest
 
 from otel_dd_lambda import extract_context
-from tests.support.moto_server import REGION, client, moto_server
-from tests.test_inject_moto import make_queue, receive, sqs_event
+from tests.support.moto_server import REGION, client, make_queue, moto_server, receive, sqs_event
 
 _PRODUCER = r"""
 import json, sys

@@ -9,11 +9,14 @@ import os
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botocore_hook
-from tests.support.moto_server import REGION, aws_env, client, moto_server
+from otel_dd_lambda.injection import splice_json
+from tests.support.moto_server import REGION, aws_env, client, make_queue, moto_server, receive, sqs_event
 from tests.support.reference import reference_extract
 
 ACCOUNT = "123456789012"
@@ -41,49 +44,6 @@ def hooked(endpoint, service):
     c = client(endpoint, service)
     install_botocore_hook(c)
     return c
-
-
-# ---------------------------------------------------------------- Lambda event builders
-# Fields moto does not return and that had to be constructed: eventSource, eventSourceARN, awsRegion;
-# SQS message attributes are renamed from the API's DataType/StringValue/BinaryValue to the
-# Lambda event's dataType/stringValue/binaryValue (binary as base64, as Lambda delivers it).
-
-
-def sqs_event(messages, queue_arn):
-    records = []
-    for m in messages:
-        attrs = {}
-        for name, a in m.get("MessageAttributes", {}).items():
-            attr = {"dataType": a["DataType"]}
-            if "StringValue" in a:
-                attr["stringValue"] = a["StringValue"]
-            if "BinaryValue" in a:
-                attr["binaryValue"] = base64.b64encode(a["BinaryValue"]).decode()
-            attrs[name] = attr
-        records.append({
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": attrs, "md5OfBody": m["MD5OfBody"],
-            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": REGION,
-        })
-    return {"Records": records}
-
-
-def make_queue(sqs, name=None):
-    url = sqs.create_queue(QueueName=name or "q-" + uuid.uuid4().hex[:8])["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
-
-
-def receive(sqs, url, count=1):
-    messages = []
-    for _ in range(10):
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                  AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
-        messages.extend(got)
-        if len(messages) >= count:
-            break
-    assert len(messages) == count
-    return messages
 
 
 def same(span, parent):
@@ -514,10 +474,6 @@ def test_exactly_one_datadog_with_otel_botocore_either_order(endpoint, tracer, o
 
 # ---------------------------------------------------------------- injection never corrupts a message (issue 9.7)
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from otel_dd_lambda.injection import splice_json  # noqa: E402
 
 NON_UTF8 = ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "utf-8-sig"]
 json_values = st.recursive(

@@ -17,14 +17,14 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import pytest
 
 from otel_dd_lambda.exec_wrapper import script_path
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent, dd_trace_id, run_test_agent
+from tests.support.functions import USER_CODE, write_task_root
 from tests.support.lambda_runtime import (
     MANAGED_BOOTSTRAP,
     LambdaProcess,
@@ -37,48 +37,6 @@ XRAY_ROOT = "1-5759e988-bd862e3fe1be46a994272793"
 XRAY_PARENT = "53995c3f42cd8ad8"
 XRAY_HEADER = "Root=%s;Parent=%s;Sampled=1" % (XRAY_ROOT, XRAY_PARENT)
 
-USER_CODE = {
-    "plain.py": '''
-        import logging
-        import os
-
-        logger = logging.getLogger("user")
-        logger.setLevel(logging.INFO)  # Lambda's text format leaves the root logger at WARNING
-
-
-        class OrderRejected(Exception):
-            pass
-
-
-        def handler(event, context):
-            logger.info("handling %s", context.aws_request_id)
-            if "reject" in event:
-                raise OrderRejected("order %s rejected: out of stock" % event["reject"])
-            return {"echo": event, "request_id": context.aws_request_id,
-                    "xray": os.environ.get("_X_AMZN_TRACE_ID"),
-                    "time_left": 0 < context.get_remaining_time_in_millis() <= 30000}
-    ''',
-    "decorated.py": '''
-        import otel_dd_lambda
-        from plain import handler as plain_handler
-
-        handler = otel_dd_lambda.instrument_handler(plain_handler)
-    ''',
-    "raises_on_import.py": '''
-        raise RuntimeError("TABLE_NAME is not configured")
-    ''',
-    "imports_missing.py": '''
-        import no_such_dependency_here
-        def handler(event, context):
-            return 1
-    ''',
-    "syntax_error.py": '''
-        def handler(event, context)
-            return 1
-    ''',
-}
-
-
 def _spans(agent: TestAgent) -> List[Dict[str, Any]]:
     return [span for chunk in agent.traces(None) for span in chunk]
 
@@ -89,26 +47,16 @@ def invocation_spans(agent: TestAgent) -> Dict[str, Dict[str, Any]]:
             if s["name"] == "aws.lambda" and "request_id" in s.get("meta", {})}
 
 
-def dd_trace_id(span: Mapping[str, Any]) -> str:
-    """The trace id as the log correlation writes it: 32 hex digits with a high half, else decimal."""
-    high = span["meta"].get("_dd.p.tid")
-    return high + "%016x" % span["trace_id"] if high and int(high, 16) else str(span["trace_id"])
-
-
 @pytest.fixture(scope="module")
 def agent():
     with run_test_agent() as running:
-        status, body = running._get("/test/session/start")  # a sessionless session: all of this module's
-        assert status == 200, body
+        running.start_session(None)  # sessionless: the agent keeps all of this module's traces
         yield running
 
 
 @pytest.fixture(scope="module")
 def task_root(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("task")
-    for name, code in USER_CODE.items():
-        (root / name).write_text(textwrap.dedent(code).lstrip())
-    return str(root)
+    return write_task_root(tmp_path_factory.mktemp("task"), USER_CODE)
 
 
 def seen_by_agent(agent: TestAgent):

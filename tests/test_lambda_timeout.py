@@ -13,7 +13,6 @@ error span is at the agent when it is; the span has the names Datadog's own libr
 
 from __future__ import annotations
 
-import textwrap
 import time
 import uuid
 from typing import Any, Dict, List, Optional
@@ -21,6 +20,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from tests.support.agent import TestAgent, run_test_agent
+from tests.support.functions import write_task_root
 from tests.support.lambda_runtime import LambdaProcess, Result, RuntimeAPI
 
 REDIRECT = "otel_dd_lambda.handler.handler"
@@ -65,17 +65,13 @@ USER_CODE = {
 @pytest.fixture(scope="module")
 def agent():
     with run_test_agent() as running:
-        status, body = running._get("/test/session/start")
-        assert status == 200, body
+        running.start_session(None)
         yield running
 
 
 @pytest.fixture(scope="module")
 def task_root(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("task")
-    for name, code in USER_CODE.items():
-        (root / name).write_text(textwrap.dedent(code).lstrip())
-    return str(root)
+    return write_task_root(tmp_path_factory.mktemp("task"), USER_CODE)
 
 
 def spans(agent: TestAgent) -> List[Dict[str, Any]]:
@@ -182,7 +178,7 @@ def test_init_error_span_at_the_agent_before_the_error_is_posted(agent, task_roo
     module = user_handler.rpartition(".")[0]
     with RuntimeAPI() as api:
         bare = _init_error(api, task_root, user_handler, {})
-    agent._get("/test/session/clear")
+    agent.clear(None)
     with RuntimeAPI(on_result=lambda result: _spans_of(agent, module)) as api:
         ours = _init_error(api, task_root, REDIRECT, {"DD_LAMBDA_HANDLER": user_handler,
                                                      "DD_TRACE_AGENT_URL": agent.url})
@@ -193,7 +189,7 @@ def test_init_error_span_at_the_agent_before_the_error_is_posted(agent, task_roo
     [span] = ours.observed
     assert span["error"] == 1 and span["meta"]["error.type"] == span_type
     # Datadog's own library, run the same way, records the same failure under the same names
-    agent._get("/test/session/clear")
+    agent.clear(None)
     with RuntimeAPI() as api:
         _init_error(api, task_root, "datadog_lambda.handler.handler", {"DD_LAMBDA_HANDLER": user_handler,
                                                                        "DD_TRACE_AGENT_URL": agent.url})

@@ -29,7 +29,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent, dd_trace_id, run_test_agent
 from tests.support.lambda_runtime import ROOT, LambdaProcess, RuntimeAPI
 
 WORKERS = 3
@@ -66,16 +66,10 @@ PRELOAD = '''
 '''
 
 
-def dd_trace_id(span: Dict[str, Any]) -> str:
-    high = span["meta"].get("_dd.p.tid")
-    return high + "%016x" % span["trace_id"] if high and int(high, 16) else str(span["trace_id"])
-
-
 @pytest.fixture(scope="module")
 def agent():
     with run_test_agent() as running:
-        status, body = running._get("/test/session/start")
-        assert status == 200, body
+        running.start_session(None)
         yield running
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 import uuid
 from typing import Any, Dict, List, Mapping, Tuple
 
@@ -32,9 +31,9 @@ import pytest
 import tomllib
 
 from otel_dd_lambda.exec_wrapper import script_path
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent, dd_trace_id, run_test_agent
+from tests.support.functions import USER_CODE, write_task_root
 from tests.support.lambda_runtime import MANAGED_BOOTSTRAP, ROOT, LambdaProcess, Result, RuntimeAPI
-from tests.test_lambda_runtime import USER_CODE, dd_trace_id
 
 pytest.importorskip("opentelemetry.instrumentation.aws_lambda")
 pytest.importorskip("opentelemetry.distro")
@@ -113,17 +112,14 @@ def write_entry_points(target: str) -> None:
 @pytest.fixture(scope="module")
 def agent():
     with run_test_agent() as running:
-        status, body = running._get("/test/session/start")
-        assert status == 200, body
+        running.start_session(None)
         yield running
 
 
 @pytest.fixture(scope="module")
 def task_root(tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("task")
-    for name, code in dict(USER_CODE, **LAYER_CODE).items():
-        (root / name).write_text(textwrap.dedent(code).lstrip())
-    write_entry_points(str(root / "site"))
+    root = write_task_root(tmp_path_factory.mktemp("task"), dict(USER_CODE, **LAYER_CODE))
+    write_entry_points(os.path.join(root, "site"))
     return str(root)
 
 
@@ -232,12 +228,15 @@ def test_otel_instrumentation_alone_is_visible_to_these_checks(agent, task_root)
 UNNAMED = '''
 import os
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from otel_dd_lambda.distro import OtelDdLambdaConfigurator, OtelDdLambdaDistro
+added = []  # every processor given to a provider, through the SDK's public method
+add = TracerProvider.add_span_processor
+TracerProvider.add_span_processor = lambda self, processor: added.append(processor) or add(self, processor)
 OtelDdLambdaDistro().configure()
 OtelDdLambdaConfigurator().configure()
 provider = trace.get_tracer_provider()
-exporters = [type(getattr(p, "span_exporter", getattr(p, "exporter", None))).__name__
-             for p in provider._active_span_processor._span_processors]
+exporters = [type(getattr(p, "span_exporter", getattr(p, "exporter", None))).__name__ for p in added]
 print(os.environ.get("OTEL_METRICS_EXPORTER"), os.environ.get("OTEL_PYTHON_CONFIGURATOR"),
       type(provider).__name__, exporters)
 '''

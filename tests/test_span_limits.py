@@ -30,7 +30,7 @@ from otel_dd_lambda.limits import MAX_META_KEY, MAX_META_VALUE, MAX_RESOURCE, tr
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import run_test_agent
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 BIG = 50_000
 LOGGER = "otel_dd_lambda.exporters.mapping"

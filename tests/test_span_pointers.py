@@ -46,7 +46,7 @@ from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import run_test_agent
 from tests.support.moto_server import REGION, client, moto_server
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HYPO = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -23,7 +23,7 @@ from otel_dd_lambda.exporters.mapping import SpanMapper
 from otel_dd_lambda.limits import MAX_META_VALUE, MAX_RESOURCE, URL_TAGS, strip_url_query, url_tag
 from otel_dd_lambda.runtime.inferred import inferred_span
 from tests.support.reference import reference_trigger_tags_of
-from tests.wrapper_support import sample
+from tests.support.wrapper import sample
 
 HTTP_SAMPLES = ["api-gateway.json", "http-api.json", "application-load-balancer.json",
                 "application-load-balancer-multivalue-headers.json", "lambda-url.json",

@@ -11,7 +11,7 @@ from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import run_test_agent
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from otel_dd_lambda import config
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.reference import reference_trigger_tags
-from tests.wrapper_support import ARN, FakeContext, by_name, manifest, pipeline, sample
+from tests.support.wrapper import ARN, FakeContext, by_name, manifest, pipeline, sample
 
 
 @pytest.fixture(autouse=True)
@@ -187,7 +187,7 @@ _DD_SPAN_TAGS = """
 import json, sys
 from datadog_lambda.tracing import create_function_execution_span
 from datadog_lambda.trigger import extract_trigger_tags
-from tests.wrapper_support import FakeContext, sample
+from tests.support.wrapper import FakeContext, sample
 event, context = sample("sqs-string-msg-attribute.json"), FakeContext()
 span = create_function_execution_span(
     context=context, function_name="My-Func", is_cold_start=True, is_proactive_init=False,

@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.hostile import (
+    NAMED_CONTEXTS,
+    AllRaise,
+    RaisingInt,
+    Weird,
+    hostile_contexts,
+    with_arn,
+    with_remaining,
+)
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
@@ -28,13 +37,6 @@ shaped = st.recursive(
 )
 
 PROVIDER, MEMORY = pipeline()
-
-
-class Weird:
-    def __str__(self):
-        raise RuntimeError("no str")
-
-    __repr__ = __str__
 
 
 @pytest.fixture(autouse=True)
@@ -110,109 +112,6 @@ def test_odd_contexts():
         assert handler({}, context) is result
 
 
-# ------------------------------------------------------------------ hostile Lambda context objects
-
-CONTEXT_NAMES = ("aws_request_id", "invoked_function_arn", "function_name", "function_version", "client_context",
-                 "memory_limit_in_mb", "identity", "log_group_name")
-ERRORS = (RuntimeError, ValueError, TypeError, KeyError, AttributeError, RecursionError, ZeroDivisionError, OSError)
-
-
-class RaisingInt:
-    def __int__(self):
-        raise ValueError("no int")
-
-    __index__ = __int__
-
-
-class StrSub(str):
-    def __eq__(self, other):
-        raise RuntimeError("no eq")
-
-    __hash__ = str.__hash__
-
-    def lower(self):
-        raise RuntimeError("no lower")
-
-    def split(self, *args):
-        raise RuntimeError("no split")
-
-
-def _raiser(error):
-    def get(self, *args):
-        raise error("hostile")
-    return get
-
-
-hostile_values = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=200),
-    st.binary(max_size=40), st.lists(st.integers(), max_size=3), st.just(Weird()), st.just(RaisingInt()),
-    st.text(max_size=40).map(StrSub), st.just("arn:aws:lambda"), st.just("9" * 5000),
-    st.dictionaries(st.sampled_from(["custom", "x-datadog-trace-id", "traceparent", "_datadog"]),
-                    st.one_of(st.text(max_size=40), st.just(Weird()), st.integers()), max_size=3),
-)
-
-
-@st.composite
-def hostile_contexts(draw):
-    """Context objects as a foreign runtime, a test double or an attacker might build them: each
-    attribute absent, a hostile value, a property that raises, or a method returning/raising."""
-    shape = draw(st.sampled_from(["object", "object", "object", "getattr-raises", "value"]))
-    if shape == "value":
-        return draw(hostile_values)
-    attrs = {}
-    for name in CONTEXT_NAMES + ("get_remaining_time_in_millis",):
-        how = draw(st.sampled_from(["absent", "value", "property-raises", "method", "method-raises"]))
-        if how == "value":
-            attrs[name] = draw(hostile_values)
-        elif how == "property-raises":
-            attrs[name] = property(_raiser(draw(st.sampled_from(ERRORS))))
-        elif how == "method":
-            attrs[name] = (lambda v: lambda self: v)(draw(hostile_values))
-        elif how == "method-raises":
-            attrs[name] = _raiser(draw(st.sampled_from(ERRORS)))
-    if shape == "getattr-raises":
-        attrs["__getattr__"] = _raiser(draw(st.sampled_from(ERRORS)))
-    return type("HostileContext", (), attrs)()
-
-
-class AllRaise:
-    """Every attribute a Lambda context has, as a property that raises."""
-
-    aws_request_id = property(_raiser(RuntimeError))
-    invoked_function_arn = property(_raiser(RuntimeError))
-    function_name = property(_raiser(RuntimeError))
-    client_context = property(_raiser(RuntimeError))
-    get_remaining_time_in_millis = property(_raiser(RuntimeError))
-
-
-class RemainingRaises(FakeContext):
-    def get_remaining_time_in_millis(self):
-        raise RuntimeError("no time")
-
-
-def _arn(value):
-    context = FakeContext()
-    context.invoked_function_arn = value
-    return context
-
-
-def _remaining(value):
-    context = FakeContext()
-    context.get_remaining_time_in_millis = lambda: value
-    return context
-
-
-NAMED_CONTEXTS = {
-    "None": None, "object": object(), "int": 42, "str": "ctx", "dict": {"aws_request_id": "r"},
-    "all-raise": AllRaise(), "remaining-raises": RemainingRaises(), "arn-int": _arn(7), "arn-None": _arn(None),
-    "arn-short": _arn("arn:aws:lambda"), "arn-strsub": _arn(StrSub("arn:aws:lambda:us-east-1:1:function:f")),
-    "remaining-nan": _remaining(float("nan")), "remaining-inf": _remaining(float("inf")),
-    "remaining-huge": _remaining(2**200), "remaining-str": _remaining("12abc"), "remaining-None": _remaining(None),
-    "remaining-raising-int": _remaining(RaisingInt()), "remaining-negative": _remaining(-5),
-    "getattr-raises": type("G", (), {"__getattr__": _raiser(RuntimeError)})(),
-}
-
-
 def _invocation_spans():
     return [s for s in MEMORY.get_finished_spans() if "faas.invocation_id" in (s.attributes or {})]
 
@@ -258,7 +157,7 @@ def test_hostile_context_keeps_result_and_span(name):
 def test_hostile_context_tags_what_it_can():
     (span,) = _run_one(AllRaise())
     assert span.attributes["request_id"] == "unknown" and "function_arn" not in span.attributes
-    (span,) = _run_one(_arn(7))
+    (span,) = _run_one(with_arn(7))
     assert span.attributes["request_id"] == "req-0001" and "function_arn" not in span.attributes
 
 
@@ -274,13 +173,13 @@ def _run_one(context):
 def test_garbage_remaining_time_flushes_with_the_default_and_huge_is_capped():
     handler = instrument_handler(lambda e, c: 1, tracer_provider=PROVIDER)
     for value in (float("nan"), "12abc", None, RaisingInt()):
-        handler({}, _remaining(value))
+        handler({}, with_remaining(value))
         assert handler.instrumentation.last_flush_timeout_ms == 5000
-    handler({}, _remaining(2**200))
+    handler({}, with_remaining(2**200))
     assert handler.instrumentation.last_flush_timeout_ms == 900_000 - 50
-    handler({}, _remaining("1000"))  # a number as text is not a number: the default
+    handler({}, with_remaining("1000"))  # a number as text is not a number: the default
     assert handler.instrumentation.last_flush_timeout_ms == 5000
-    handler({}, _remaining(1000.7))
+    handler({}, with_remaining(1000.7))
     assert handler.instrumentation.last_flush_timeout_ms == 950
     MEMORY.clear()
 
@@ -294,7 +193,7 @@ def test_any_hostile_context(context, event):
 REDIRECT_SCRIPT = r'''
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from tests.test_wrapper_hostile import NAMED_CONTEXTS
+from tests.support.hostile import NAMED_CONTEXTS
 from otel_dd_lambda.handler import handler
 for name in sorted(NAMED_CONTEXTS):
     for event in ({"ok": name}, {"fail": name}):

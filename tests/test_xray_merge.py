@@ -9,7 +9,7 @@ import pytest
 
 from otel_dd_lambda.runtime import cold_start, xray_merge
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 ROOT = "1-5e272390-8c398be037738dc042009320"
 PARENT = "94ae789b969f1cc5"

@@ -306,6 +306,7 @@ class DatadogSpanExporter(SpanExporter):
             "dropped_spans": self.dropped_spans,
             "rejected_spans": self.rejected_spans,
             "oversized_spans": self._encoder.dropped_spans,
+            "unmappable_spans": self._mapper.unmappable,
         }
 
     # ------------------------------------------------------------ internals

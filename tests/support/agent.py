@@ -24,10 +24,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import msgpack
+
+from tests.support.http_server import QuietHTTPServer
 
 DEFAULT_CHECKS = "trace_count_header,meta_tracer_version_header,trace_content_length"
 
@@ -53,14 +55,16 @@ class TestAgent:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, process: subprocess.Popen, port: int, socket_path: str) -> None:
+    def __init__(self, process: subprocess.Popen, port: int, socket_path: str, log_path: str) -> None:
         self.process = process
+        self.log_path = log_path  # the agent's own output (stdout and stderr), for failure messages
         self.port = port
         self.url = "http://127.0.0.1:%d" % port
         self.socket_path = socket_path  # the same agent over a unix socket
         self.unix_url = "unix://" + socket_path
 
-    def _get(self, path: str, token: Optional[str] = None, timeout: float = 5.0) -> Tuple[int, bytes]:
+    def get(self, path: str, token: Optional[str] = None, timeout: float = 5.0) -> Tuple[int, bytes]:
+        """GET one of the agent's paths (its test API), in session ``token`` when not None."""
         url = self.url + path
         if token is not None:
             url += ("&" if "?" in url else "?") + "test_session_token=" + token
@@ -73,24 +77,34 @@ class TestAgent:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
-    def start_session(self, token: str) -> None:
-        status, body = self._get("/test/session/start", token)
+    def log_tail(self, size: int = 2000) -> str:
+        """The end of the agent's own output."""
+        try:
+            with open(self.log_path, "rb") as log:
+                return log.read()[-size:].decode("utf-8", "replace")
+        except OSError as error:
+            return "(no agent log: %s)" % error
+
+    def start_session(self, token: Optional[str]) -> None:
+        """Start session ``token``; None starts the agent's sessionless session (every request
+        from then on, whatever its token)."""
+        status, body = self.get("/test/session/start", token)
         assert status == 200, body
 
-    def clear(self, token: str) -> None:
-        self._get("/test/session/clear", token)
+    def clear(self, token: Optional[str]) -> None:
+        self.get("/test/session/clear", token)
 
-    def traces(self, token: str) -> List[List[Dict[str, Any]]]:
-        status, body = self._get("/test/session/traces", token)
+    def traces(self, token: Optional[str]) -> List[List[Dict[str, Any]]]:
+        status, body = self.get("/test/session/traces", token)
         assert status == 200, body
         return json.loads(body)
 
-    def requests(self, token: str) -> List[Dict[str, Any]]:
-        status, body = self._get("/test/session/requests", token)
+    def requests(self, token: Optional[str]) -> List[Dict[str, Any]]:
+        status, body = self.get("/test/session/requests", token)
         assert status == 200, body
         return json.loads(body)
 
-    def wait_for_traces(self, token: str, count: int, timeout: float = 10.0) -> List[List[Dict[str, Any]]]:
+    def wait_for_traces(self, token: Optional[str], count: int, timeout: float = 10.0) -> List[List[Dict[str, Any]]]:
         """The session's traces once at least ``count`` spans arrived (bounded polling)."""
         traces: List[List[Dict[str, Any]]] = []
         for _ in range(int(timeout / 0.05) + 1):
@@ -99,6 +113,13 @@ class TestAgent:
                 return traces
             time.sleep(0.05)
         return traces
+
+
+def dd_trace_id(span: Mapping[str, Any]) -> str:
+    """An agent span's trace id as the log correlation writes it: 32 hex digits with a high half,
+    else decimal."""
+    high = span["meta"].get("_dd.p.tid")
+    return high + "%016x" % span["trace_id"] if high and int(high, 16) else str(span["trace_id"])
 
 
 @contextlib.contextmanager
@@ -117,21 +138,24 @@ def run_test_agent(enabled_checks: str = DEFAULT_CHECKS) -> Iterator[TestAgent]:
         "--log-level", "WARNING",
         "--trace-uds-socket", os.path.join(snapshots, "apm.socket"),
     ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    agent = TestAgent(process, port, os.path.join(snapshots, "apm.socket"))
+    log_path = os.path.join(snapshots, "agent.log")
+    # its output goes to a file, not to the test run's output nor to a pipe nobody drains
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    agent = TestAgent(process, port, os.path.join(snapshots, "apm.socket"), log_path)
     try:
         for _ in range(300):  # up to ~30 s for a cold interpreter
             if process.poll() is not None:
-                raise RuntimeError("ddapm-test-agent exited: %s" % process.stderr.read().decode()[-2000:])
+                raise RuntimeError("ddapm-test-agent exited: %s" % agent.log_tail())
             try:
-                status, _ = agent._get("/info", timeout=1.0)
+                status, _ = agent.get("/info", timeout=1.0)
                 if status == 200:
                     break
             except OSError:
                 pass
             time.sleep(0.1)
         else:
-            raise RuntimeError("ddapm-test-agent did not start")
+            raise RuntimeError("ddapm-test-agent did not start: %s" % agent.log_tail())
         yield agent
     finally:
         process.terminate()
@@ -140,8 +164,6 @@ def run_test_agent(enabled_checks: str = DEFAULT_CHECKS) -> Iterator[TestAgent]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
         shutil.rmtree(snapshots, ignore_errors=True)
 
 
@@ -159,11 +181,12 @@ Script = Callable[["Received"], Action]
 class Received:
     """One request as the fake agent saw it."""
 
-    def __init__(self, path: str, headers: Dict[str, str], body: bytes, number: int) -> None:
+    def __init__(self, path: str, headers: Dict[str, str], body: bytes, number: int, client_port: int = 0) -> None:
         self.path = path
         self.headers = headers
         self.body = body
         self.number = number  # 0-based index among all requests
+        self.client_port = client_port  # the connection it came on (the client's port)
 
     @property
     def traces(self) -> List[List[Dict[str, Any]]]:
@@ -194,8 +217,7 @@ class FakeAgent:
 
             do_POST = do_PUT
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -206,7 +228,8 @@ class FakeAgent:
         length = int(handler.headers.get("Content-Length") or 0)
         with self.lock:
             number = len(self.requests)
-        peek = Received(handler.path, dict(handler.headers), b"", number)
+        client_port = handler.client_address[1]
+        peek = Received(handler.path, dict(handler.headers), b"", number, client_port)
         action = self.script(peek)
         if action == RESET:
             handler.rfile.read(min(length, max(1, length // 2)))
@@ -218,7 +241,7 @@ class FakeAgent:
                 self.requests.append(peek)
             return
         body = handler.rfile.read(length)
-        received = Received(handler.path, dict(handler.headers), body, number)
+        received = Received(handler.path, dict(handler.headers), body, number, client_port)
         with self.lock:
             self.requests.append(received)
         if self.max_body is not None and length > self.max_body and action == 200:

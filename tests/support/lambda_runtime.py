@@ -30,8 +30,10 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from tests.support.http_server import QuietHTTPServer
 
 PREFIX = "/2018-06-01/runtime"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,15 +74,6 @@ class Result:
         return "Result(%s, %s, %r)" % (self.kind, self.request_id, self.body[:300])
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A runtime stopped by the test drops its keep-alive connection: not an emulator error.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 class RuntimeAPI:
     """The emulator. ``address`` is what ``AWS_LAMBDA_RUNTIME_API`` must be set to."""
 
@@ -113,7 +106,7 @@ class RuntimeAPI:
             def do_POST(self) -> None:  # noqa: N802
                 api._handle_post(self)
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.address = "127.0.0.1:%d" % self.port
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},

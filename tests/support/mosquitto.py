@@ -32,11 +32,16 @@ def mosquitto() -> Iterator[Tuple[str, int]]:
         conf = os.path.join(tmp, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-        proc = subprocess.Popen([BINARY, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        log_path = os.path.join(tmp, "mosquitto.log")
+        # its log goes to a file, not to the test run's output nor to a pipe nobody drains
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([BINARY, "-c", conf], stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT)
         try:
             for _ in range(200):  # wait until it accepts connections (readiness, not timing)
                 if proc.poll() is not None:
-                    raise RuntimeError("mosquitto exited: %s" % proc.stderr.read().decode(errors="replace"))
+                    with open(log_path, "rb") as log:
+                        raise RuntimeError("mosquitto exited: %s" % log.read()[-2000:].decode(errors="replace"))
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break

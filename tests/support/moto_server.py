@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
-from typing import Dict, Iterator
+import logging
+import uuid
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 REGION = "us-east-1"
 
@@ -13,6 +16,11 @@ def moto_server() -> Iterator[str]:
     """Start moto's threaded server, yield its endpoint URL, stop it afterwards."""
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request at INFO: an access log, noise in a failing test's report
+    # (its errors, WARNING and above, still show)
+    access_log = logging.getLogger("werkzeug")
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -20,6 +28,7 @@ def moto_server() -> Iterator[str]:
         yield "http://%s:%d" % (host, port)
     finally:
         server.stop()
+        access_log.setLevel(level)
 
 
 def client(endpoint: str, service: str):
@@ -35,3 +44,49 @@ def aws_env(endpoint: str) -> Dict[str, str]:
     function, no arguments) at the moto endpoint, for a subprocess."""
     return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+
+
+# ---------------------------------------------------------------- Lambda event builders
+# Fields moto does not return and that had to be constructed: eventSource, eventSourceARN, awsRegion;
+# SQS message attributes are renamed from the API's DataType/StringValue/BinaryValue to the
+# Lambda event's dataType/stringValue/binaryValue (binary as base64, as Lambda delivers it).
+
+
+def sqs_event(messages: List[Dict[str, Any]], queue_arn: str) -> Dict[str, Any]:
+    """The SQS event Lambda would deliver for ``messages`` (as ``receive_message`` returned them)."""
+    records = []
+    for m in messages:
+        attrs = {}
+        for name, a in m.get("MessageAttributes", {}).items():
+            attr = {"dataType": a["DataType"]}
+            if "StringValue" in a:
+                attr["stringValue"] = a["StringValue"]
+            if "BinaryValue" in a:
+                attr["binaryValue"] = base64.b64encode(a["BinaryValue"]).decode()
+            attrs[name] = attr
+        records.append({
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "attributes": m.get("Attributes", {}), "messageAttributes": attrs, "md5OfBody": m["MD5OfBody"],
+            "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": REGION,
+        })
+    return {"Records": records}
+
+
+def make_queue(sqs: Any, name: Optional[str] = None) -> Tuple[str, str]:
+    """A new queue (a unique name unless ``name``): its URL and ARN."""
+    url = sqs.create_queue(QueueName=name or "q-" + uuid.uuid4().hex[:8])["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def receive(sqs: Any, url: str, count: int = 1) -> List[Dict[str, Any]]:
+    """Exactly ``count`` messages from the queue, with all their attributes."""
+    messages = []
+    for _ in range(10):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                                  AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+        messages.extend(got)
+        if len(messages) >= count:
+            break
+    assert len(messages) == count
+    return messages

@@ -53,7 +53,7 @@ def reference_extract(events: List[Any], client_contexts: Optional[List[Any]] = 
 _TRIGGER_SCRIPT = r"""
 import json, sys
 from datadog_lambda.trigger import extract_http_status_code_tag, extract_trigger_tags
-from tests.wrapper_support import FakeContext, sample
+from tests.support.wrapper import FakeContext, sample
 
 out = {}
 for name, status in json.load(sys.stdin):
@@ -69,7 +69,7 @@ def reference_trigger_tags(requests: List[Any]) -> dict:
     """``datadog_lambda``'s trigger tags (and HTTP status tag) for sample files, in a subprocess.
 
     ``requests``: ``[(sample_name, status_code_or_None), ...]``; returns
-    ``{sample_name: (tags, status_tag_or_None)}`` for ``tests.wrapper_support.FakeContext``.
+    ``{sample_name: (tags, status_tag_or_None)}`` for ``tests.support.wrapper.FakeContext``.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "_X_AMZN", "OTEL_"))}
     done = subprocess.run(

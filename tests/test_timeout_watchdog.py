@@ -21,7 +21,7 @@ from otel_dd_lambda.lambda_context import MAX_REMAINING_MS, remaining_ms
 from otel_dd_lambda.runtime import cold_start, timeout
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import BLOCK, FakeAgent
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 
 @pytest.fixture(autouse=True)
@@ -285,21 +285,28 @@ def test_unusable_remaining_time_leaves_the_handler_alone(value):
 
 def test_watchdog_flush_is_bounded_by_the_time_left():
     """A stuck agent: the watchdog's flush gives up by the invocation's deadline."""
-    with FakeAgent(lambda request: BLOCK) as agent:
-        provider, _ = pipeline(DatadogSpanExporter(agent.url, mode="agent"))
+    provider = None
+    try:
+        with FakeAgent(lambda request: BLOCK) as agent:
+            provider, _ = pipeline(DatadogSpanExporter(agent.url, mode="agent"))
 
-        @instrument_handler(tracer_provider=provider)
-        def handler(event, context):
-            time.sleep(0.9)
-            return 1
+            @instrument_handler(tracer_provider=provider)
+            def handler(event, context):
+                time.sleep(0.9)
+                return 1
 
-        start = time.time_ns()
-        handler({}, FakeContext(remaining_ms=400))
-        guard = timeout.watchdog().last_fired
-        assert guard is not None and guard.state.span.start_time >= start
-        assert agent.blocked.is_set()  # the watchdog's export reached the agent and hung there
-        assert guard.flushed_ns is not None
-        # fired at 300 ms, gave up by the 400 ms deadline (+ a generous scheduling bound)
-        assert guard.fired_ns - start >= 300e6
-        assert guard.flushed_ns - start <= 400e6 + 500e6
-        assert 0 < guard.flush_timeout_ms <= 100
+            start = time.time_ns()
+            handler({}, FakeContext(remaining_ms=400))
+            guard = timeout.watchdog().last_fired
+            assert guard is not None and guard.state.span.start_time >= start
+            assert agent.blocked.is_set()  # the watchdog's export reached the agent and hung there
+            assert guard.flushed_ns is not None
+            # fired at 300 ms, gave up by the 400 ms deadline (+ a generous scheduling bound)
+            assert guard.fired_ns - start >= 300e6
+            assert guard.flushed_ns - start <= 400e6 + 500e6
+            assert 0 < guard.flush_timeout_ms <= 100
+    finally:
+        # the span the agent never took is still buffered: drop it now, with the agent gone,
+        # rather than in the SDK's exit hook after pytest has stopped capturing the warning
+        if provider is not None:
+            provider.shutdown()
