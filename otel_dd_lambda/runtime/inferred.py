@@ -41,7 +41,7 @@ from opentelemetry.trace import SpanKind
 from .. import config
 from ..carriers import detect
 from ..carriers.http import first_value
-from ..config import InferredServiceSettings, keep_url_query
+from ..config import InferredServiceSettings
 from ..limits import MAX_RESOURCE, path_tag, truncate_utf8, url_tag
 from .invocation import MESSAGING_SYSTEM
 
@@ -140,7 +140,7 @@ def _route(event: Dict[str, Any], ctx: Dict[str, Any], path: Optional[str]) -> s
     return path or _str(ctx.get("resourcePath")) or route_key
 
 
-def _http(event: Dict[str, Any], trigger: str, subtype: Optional[str]) -> Built:
+def _http(event: Dict[str, Any], naming: InferredServiceSettings, trigger: str, subtype: Optional[str]) -> Built:
     ctx = _dict(event.get("requestContext"))
     domain = _str(ctx.get("domainName")) or ""
     api_id = _str(ctx.get("apiId"))
@@ -174,13 +174,15 @@ def _http(event: Dict[str, Any], trigger: str, subtype: Optional[str]) -> Built:
     if path:
         # the path comes from the request: bounded, and the URL without query or fragment
         tags["endpoint"] = path_tag(path)
-        tags["http.url"] = url_tag("https://%s%s" % (domain, path), keep_url_query())
-    # API Gateway invoking the function asynchronously answers before it runs
-    synchronous = first_value(_dict(event.get("headers")), "x-amz-invocation-type") != "Event"
+        tags["http.url"] = url_tag("https://%s%s" % (domain, path), naming.keep_url_query)
+    # API Gateway invoking the function asynchronously answers before it runs (the header as REST
+    # APIs spell it, or lowercase as HTTP APIs deliver every header: no scan of them all)
+    headers = _dict(event.get("headers"))
+    synchronous = (headers.get("X-Amz-Invocation-Type") or headers.get("x-amz-invocation-type")) != "Event"
     return name, service, resource, synchronous, tags, span_type
 
 
-def _alb(event: Dict[str, Any]) -> Built:
+def _alb(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     headers = _dict(event.get("headers")) or _dict(event.get("multiValueHeaders"))
     host = first_value(headers, "host")
     method, path = _str(event.get("httpMethod")), _str(event.get("path"))
@@ -192,12 +194,12 @@ def _alb(event: Dict[str, Any]) -> Built:
         tags["endpoint"] = path_tag(path)
         if host:
             proto = first_value(headers, "x-forwarded-proto") or "http"
-            tags["http.url"] = url_tag("%s://%s%s" % (proto, host, path), keep_url_query())
+            tags["http.url"] = url_tag("%s://%s%s" % (proto, host, path), naming.keep_url_query)
     resource = "%s %s" % (method, path) if method and path else (method or path or "aws.alb")
     return "aws.alb", _Service(host, "lambda_alb", host), resource, True, tags, "http"
 
 
-def _sqs(event: Dict[str, Any]) -> Built:
+def _sqs(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     record = _first_record(event)
     arn = _str(record.get("eventSourceARN"))
     queue = _arn_name(arn) or "sqs"
@@ -207,7 +209,7 @@ def _sqs(event: Dict[str, Any]) -> Built:
     return "aws.sqs", _Service(queue, "lambda_sqs", queue, "sqs"), queue, False, tags, "web"
 
 
-def _sns(event: Dict[str, Any]) -> Built:
+def _sns(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     sns = _dict(_first_record(event).get("Sns"))
     arn = _str(sns.get("TopicArn"))
     topic = _arn_name(arn) or "sns"
@@ -217,13 +219,13 @@ def _sns(event: Dict[str, Any]) -> Built:
     return "aws.sns", _Service(topic, "lambda_sns", topic, "sns"), topic, False, tags, "web"
 
 
-def _eventbridge(event: Dict[str, Any]) -> Built:
+def _eventbridge(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     source = _str(event.get("source")) or "eventbridge"
     tags = {"detail_type": _str(event.get("detail-type")), "messaging.system": MESSAGING_SYSTEM[detect.EVENTBRIDGE]}
     return "aws.eventbridge", _Service(source, "lambda_eventbridge", source, "eventbridge"), source, False, tags, "web"
 
 
-def _kinesis(event: Dict[str, Any]) -> Built:
+def _kinesis(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     record = _first_record(event)
     arn = _str(record.get("eventSourceARN"))
     stream = (_arn_name(arn) or "kinesis")
@@ -237,7 +239,7 @@ def _kinesis(event: Dict[str, Any]) -> Built:
     return "aws.kinesis", _Service(stream, "lambda_kinesis", stream, "kinesis"), stream, False, tags, "web"
 
 
-def _dynamodb(event: Dict[str, Any]) -> Built:
+def _dynamodb(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     record = _first_record(event)
     arn = _str(record.get("eventSourceARN")) or ""
     parts = arn.split("/")
@@ -248,7 +250,7 @@ def _dynamodb(event: Dict[str, Any]) -> Built:
     return "aws.dynamodb", _Service(table, "lambda_dynamodb", table, "dynamodb"), table, False, tags, "web"
 
 
-def _s3(event: Dict[str, Any]) -> Built:
+def _s3(event: Dict[str, Any], naming: InferredServiceSettings) -> Built:
     record = _first_record(event)
     s3 = _dict(record.get("s3"))
     bucket = _dict(s3.get("bucket"))
@@ -259,7 +261,7 @@ def _s3(event: Dict[str, Any]) -> Built:
     return "aws.s3", _Service(name, "lambda_s3", name, "s3"), name, False, tags, "web"
 
 
-_BUILDERS: Dict[str, Callable[[Dict[str, Any]], Built]] = {
+_BUILDERS: Dict[str, Callable[[Dict[str, Any], InferredServiceSettings], Built]] = {
     detect.SQS: _sqs,
     detect.SNS: _sns,
     detect.EVENTBRIDGE: _eventbridge,
@@ -283,12 +285,12 @@ def inferred_span(extracted: EventContext, now_ns: int) -> Optional[InferredSpan
     start = now_ns if trigger == detect.ALB else extracted.event_time_ns  # an ALB event has no time
     if start is None or not -MAX_FUTURE_NS <= now_ns - start <= MAX_AGE_NS:
         return None
+    naming = _naming()
     try:
         if builder is not None:
-            name, service, resource, synchronous, tags, span_type = builder(event)
+            name, service, resource, synchronous, tags, span_type = builder(event, naming)
         else:
-            name, service, resource, synchronous, tags, span_type = _http(event, trigger, extracted.subtype)
-        naming = _naming()
+            name, service, resource, synchronous, tags, span_type = _http(event, naming, trigger, extracted.subtype)
         tags["dd_resource_key"] = extracted.trigger_tags.get("function_trigger.event_source_arn")
         spec = InferredSpan(name, service_name(naming, service), truncate_utf8(resource, MAX_RESOURCE),
                             start, synchronous, tags, span_type)

@@ -330,7 +330,8 @@ class _Instrumentation:
                 if state.inferred is not None:
                     self._end_inferred(state, status_code)
                 self.finish_cold_start(state)
-                if error is None and type(result) is dict and self.settings.encode_authorizer_context:
+                if (error is None and type(result) is dict and self.settings.encode_authorizer_context
+                        and ("policyDocument" in result or "isAuthorized" in result)):  # an authorizer's answer
                     _encode_authorizer(state, event, result)
             except Exception:
                 logger.debug("finishing the invocation failed", exc_info=True)
