@@ -8,7 +8,7 @@ seen; nothing here is read at import time.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, List, Mapping, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -130,6 +130,7 @@ class LambdaSettings:
         "function_version", "memory_mb", "region", "xray_trace_header", "flush_margin_ms",
         "log_stream_name", "timeout_detection", "apm_flush_deadline_ms", "managed_instances",
         "capture_payload", "capture_payload_max_depth", "span_attribute_limit_from_env",
+        "encode_authorizer_context",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -181,6 +182,10 @@ class LambdaSettings:
         # (datadog_lambda's variables and defaults).
         self.capture_payload: bool = env_flag("DD_CAPTURE_LAMBDA_PAYLOAD", False, env)
         self.capture_payload_max_depth: int = env_int("DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH", 10, env)
+        # An API Gateway Lambda authorizer's policy carries its trace context to the function
+        # behind the API (datadog_lambda's variable and default).
+        self.encode_authorizer_context: bool = self.trace_enabled and env_flag(
+            "DD_ENCODE_AUTHORIZER_CONTEXT", True, env)
         # Whether the user chose the SDK's span attribute count limit (the SDK reads the values):
         # configure() raises the default only when they did not.
         self.span_attribute_limit_from_env: bool = any(
@@ -321,6 +326,56 @@ def keep_url_query(environ: Optional[Mapping[str, str]] = None) -> bool:
     (``DD_TRACE_HTTP_CLIENT_TAG_QUERY_STRING``, ``DD_HTTP_SERVER_TAG_QUERY_STRING``) apply to its
     own HTTP integrations, keep the query by default and obfuscate it with a regex instead."""
     return env_flag(KEEP_URL_QUERY_ENV, False, environ)
+
+
+# ---------------------------------------------------------------- inferred spans' services
+
+INFERRED_SERVICE_ENV = (
+    "DD_SERVICE_MAPPING",
+    "DD_TRACE_AWS_SERVICE_REPRESENTATION_ENABLED",
+    "DD_TRACE_REMOVE_INTEGRATION_SERVICE_NAMES_ENABLED",
+    "DD_SERVICE",
+    "OTEL_SERVICE_NAME",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    KEEP_URL_QUERY_ENV,
+)
+
+
+def parse_service_mapping(value: Optional[str]) -> Dict[str, str]:
+    """``DD_SERVICE_MAPPING``: ``from:to`` pairs separated by commas, as datadog_lambda reads them
+    (an entry without exactly one ``:``, with an empty side or mapping a name to itself is skipped)."""
+    mapping: Dict[str, str] = {}
+    for entry in (value or "").split(","):
+        parts = entry.split(":")
+        if len(parts) == 2:
+            key, service = parts[0].strip(), parts[1].strip()
+            if key and service and key != service:
+                mapping[key] = service
+    return mapping
+
+
+class InferredServiceSettings:
+    """How an inferred span (the managed service that sent the event) is serviced."""
+
+    __slots__ = ("mapping", "representation", "remove_integration_names", "user_service", "base_service",
+                 "keep_url_query")
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        env = _env(environ)
+        # keys: an API id, queue, topic, stream, table, bucket, source or host, or a generic
+        # ``lambda_<service>`` key; the specific key wins
+        self.mapping: Dict[str, str] = parse_service_mapping(env.get("DD_SERVICE_MAPPING"))
+        # off: a managed service is serviced by its kind ("sqs", ...), an HTTP one by the function's
+        self.representation: bool = env_flag("DD_TRACE_AWS_SERVICE_REPRESENTATION_ENABLED", True, env)
+        self.remove_integration_names: bool = env_flag("DD_TRACE_REMOVE_INTEGRATION_SERVICE_NAMES_ENABLED",
+                                                       False, env)
+        # the service the user named (ddtrace reads OTEL_SERVICE_NAME as DD_SERVICE)
+        self.user_service: Optional[str] = env.get("DD_SERVICE") or env.get("OTEL_SERVICE_NAME") or None
+        # the function's service as Datadog compares it (lowercase): a span of another service
+        # says which one it stands beside (``_dd.base_service``)
+        base = self.user_service or env.get("AWS_LAMBDA_FUNCTION_NAME") or ""
+        self.base_service: str = base.lower()
+        self.keep_url_query: bool = keep_url_query(env)  # for the span's http.url
 
 
 # ---------------------------------------------------------------- the exporter
