@@ -310,3 +310,28 @@ def test_watchdog_flush_is_bounded_by_the_time_left():
         # rather than in the SDK's exit hook after pytest has stopped capturing the warning
         if provider is not None:
             provider.shutdown()
+
+
+def test_short_invocation_after_long_ones_fires_on_time():
+    """Arming wakes the watchdog only for an earlier fire time than the one it waits for: after
+    warm invocations with a 60 s budget (the thread waits ~60 s), one with 1 s must still be ended
+    ~100 ms before its deadline, and the next long-budget invocation must not be fired early."""
+    provider, memory = pipeline()
+
+    @instrument_handler(tracer_provider=provider)
+    def handler(event, context):
+        time.sleep(event["sleep"])
+        return event["sleep"]
+
+    for _ in range(3):  # warm: later fire time each time, no wake-up needed
+        assert handler({"sleep": 0}, FakeContext(remaining_ms=60000)) == 0
+    started = time.monotonic()
+    assert handler({"sleep": 1.2}, FakeContext(remaining_ms=1000)) == 1.2
+    guard = timeout.watchdog().last_fired
+    assert guard is not None and guard.state.span.attributes["error.type"] == "Impending Timeout"
+    assert 0.85 <= (guard.fired_ns / 1e9) - (time.time() - (time.monotonic() - started)) < 1.0
+    before = timeout.watchdog().last_fired
+    assert handler({"sleep": 0.3}, FakeContext(remaining_ms=60000)) == 0.3
+    assert timeout.watchdog().last_fired is before  # not fired: its fire time is 60 s away
+    spans = invocation_spans(memory.get_finished_spans())
+    assert len(spans) == 5 and sum("error.type" in s.attributes for s in spans) == 1

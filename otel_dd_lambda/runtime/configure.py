@@ -21,8 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from .. import config, otel_layer
 from .._version import __version__
@@ -112,9 +111,12 @@ def install_propagator() -> Any:
     return propagator
 
 
-@dataclass(frozen=True)
-class SetupOptions:
-    """What ``configure()`` sets up: its keywords resolved against the environment, once."""
+class SetupOptions(NamedTuple):
+    """What ``configure()`` sets up: its keywords resolved against the environment, once.
+
+    Immutable; a NamedTuple rather than a frozen dataclass: ``dataclasses`` is imported by
+    nothing else before the first span (importing configure: 3.1 ms with it, 1.7 ms without).
+    """
 
     settings: config.LambdaSettings
     service: Optional[str]

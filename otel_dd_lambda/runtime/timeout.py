@@ -68,6 +68,11 @@ class Watchdog:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._guard: Optional[Guard] = None
+        # When the thread wakes next on its own (monotonic; None: not before a notify). A warm
+        # sandbox arms a later fire time on every invocation: the thread, waiting for an earlier
+        # one, finds the new guard when it wakes, so arming notifies only when the new fire time
+        # comes first. A wake-up per invocation was a thread switch on the handler's path.
+        self._wakes_at: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
         self._pid = os.getpid()
         self.last_fired: Optional[Guard] = None  # the last invocation it ended (tests, debugging)
@@ -82,7 +87,9 @@ class Watchdog:
             if thread is None or self._pid != os.getpid() or not thread.is_alive():
                 self._start()
             self._guard = guard
-            self._cond.notify()
+            wakes_at = self._wakes_at
+            if wakes_at is None or guard.fire_at < wakes_at:
+                self._cond.notify()
 
     def disarm(self, guard: Guard) -> None:
         # No notify: the thread wakes at the old fire time, finds nothing and waits again.
@@ -94,6 +101,7 @@ class Watchdog:
         if self._pid != os.getpid():  # a forked child: the parent's thread is not in it
             self._cond = threading.Condition(threading.Lock())
             self._pid = os.getpid()
+        self._wakes_at = None  # the new thread looks at the guard as it starts
         thread = threading.Thread(target=self._run, name="otel-dd-lambda-timeout", daemon=True)
         thread.start()
         self._thread = thread
@@ -105,12 +113,14 @@ class Watchdog:
                 while True:
                     guard = self._guard
                     if guard is None:
+                        self._wakes_at = None
                         cond.wait()
                         continue
                     delay = guard.fire_at - time.monotonic()
                     if delay <= 0:
                         self._guard = None
                         break
+                    self._wakes_at = guard.fire_at
                     cond.wait(delay)
             _fire(guard)  # outside the lock: the next invocation can arm meanwhile
 
@@ -121,6 +131,7 @@ class Watchdog:
         self._cond = threading.Condition(threading.Lock())
         self._thread = None
         self._guard = None
+        self._wakes_at = None
         self.last_fired = None
         self._pid = os.getpid()
 
