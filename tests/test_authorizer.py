@@ -26,7 +26,7 @@ from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.reference import reference_extract
 from tests.support.samples import REPO
-from tests.wrapper_support import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, pipeline, sample
 
 POLICY = {
     "principalId": "user-1236",
@@ -174,7 +174,7 @@ def test_encoding_can_be_turned_off(monkeypatch: Any) -> None:
 _REFERENCE_AUTHORIZER = r"""
 import json, sys
 from datadog_lambda.wrapper import datadog_lambda_wrapper
-from tests.wrapper_support import FakeContext
+from tests.support.wrapper import FakeContext
 
 policy, event = json.load(sys.stdin)
 

@@ -31,7 +31,7 @@ from otel_dd_lambda.runtime.configure import lambda_resource_attributes
 from otel_dd_lambda.runtime.inferred import service_name
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.samples import REPO, SAMPLES
-from tests.wrapper_support import FakeContext
+from tests.support.wrapper import FakeContext
 
 FUNCTION = "My-Func"
 NAMES = sorted(p.name for p in SAMPLES.glob("*.json") if p.name != "manifest.json")
@@ -103,7 +103,7 @@ def _direct_inferred(spans: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
 _REFERENCE = r"""
 import json, sys
 from datadog_lambda.wrapper import datadog_lambda_wrapper
-from tests.wrapper_support import FakeContext
+from tests.support.wrapper import FakeContext
 
 @datadog_lambda_wrapper
 def handler(event, context):
