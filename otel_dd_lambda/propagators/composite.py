@@ -119,8 +119,7 @@ class DatadogCompositePropagator(TextMapPropagator):
             inject_styles = config.propagation_styles("inject")
         self._extract = [(s, _EXTRACTORS[s], _KEY_HEADER[s]) for s in extract_styles if s in _EXTRACTORS]
         self._reads = tuple(dict.fromkeys(name for s, _, _ in self._extract for name in _READS[s]))
-        # every header the styles read (and baggage: a _datadog object holding it stays "trace headers only")
-        self.read_set = frozenset(self._reads + ((baggage.HEADER,) if config.BAGGAGE in extract_styles else ()))
+        self.read_set = frozenset(self._reads)  # every header the styles read
         self._inject = [_INJECTORS[s] for s in inject_styles if s in _INJECTORS]
         # Datadog and W3C both derive their values from the dd= member: parse it once.
         self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
