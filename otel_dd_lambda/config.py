@@ -18,7 +18,8 @@ TRACECONTEXT = "tracecontext"
 XRAY = "xray"
 XRAY_LAMBDA = "xray-lambda"  # Lambda's _X_AMZN_TRACE_ID, a last resort
 BAGGAGE = "baggage"
-DEFAULT_STYLES: Tuple[str, ...] = (DATADOG, TRACECONTEXT, XRAY, XRAY_LAMBDA)
+# ddtrace's default is "datadog,tracecontext,baggage"; X-Ray is Lambda's own (carrier, then function).
+DEFAULT_STYLES: Tuple[str, ...] = (DATADOG, TRACECONTEXT, BAGGAGE, XRAY, XRAY_LAMBDA)
 
 # Names users write in DD_TRACE_PROPAGATION_STYLE* / OTEL_PROPAGATORS, mapped to our styles.
 _STYLE_ALIASES = {
@@ -79,6 +80,30 @@ def propagation_styles(direction: str, environ: Optional[Mapping[str, str]] = No
     return DEFAULT_STYLES
 
 
+# W3C baggage limits: ddtrace's constants, and the variables Datadog's Go/Java/JS tracers read.
+DEFAULT_BAGGAGE_MAX_ITEMS = 64
+DEFAULT_BAGGAGE_MAX_BYTES = 8192
+DEFAULT_BAGGAGE_TAG_KEYS: Tuple[str, ...] = ("user.id", "account.id", "session.id")
+ALL_BAGGAGE_KEYS = "*"
+
+
+def baggage_limits(environ: Optional[Mapping[str, str]] = None) -> Tuple[int, int]:
+    """``(DD_TRACE_BAGGAGE_MAX_ITEMS, DD_TRACE_BAGGAGE_MAX_BYTES)``; a value below 1 means the default."""
+    items = env_int("DD_TRACE_BAGGAGE_MAX_ITEMS", DEFAULT_BAGGAGE_MAX_ITEMS, environ)
+    size = env_int("DD_TRACE_BAGGAGE_MAX_BYTES", DEFAULT_BAGGAGE_MAX_BYTES, environ)
+    return (items if items > 0 else DEFAULT_BAGGAGE_MAX_ITEMS, size if size > 0 else DEFAULT_BAGGAGE_MAX_BYTES)
+
+
+def baggage_tag_keys(environ: Optional[Mapping[str, str]] = None) -> Tuple[str, ...]:
+    """``DD_TRACE_BAGGAGE_TAG_KEYS``: the baggage keys copied to ``baggage.<key>`` span tags (ddtrace's
+    default and parsing; set but empty: none). ``("*",)`` (``ALL_BAGGAGE_KEYS`` among them) means all."""
+    value = _env(environ).get("DD_TRACE_BAGGAGE_TAG_KEYS")
+    if value is None:
+        return DEFAULT_BAGGAGE_TAG_KEYS
+    keys = tuple(dict.fromkeys(key.strip() for key in value.split(",") if key.strip()))
+    return (ALL_BAGGAGE_KEYS,) if ALL_BAGGAGE_KEYS in keys else keys
+
+
 def env_flag(name: str, default: bool, environ: Optional[Mapping[str, str]] = None) -> bool:
     value = _env(environ).get(name)
     if value is None or value.strip() == "":
@@ -131,6 +156,7 @@ class LambdaSettings:
         "log_stream_name", "timeout_detection", "apm_flush_deadline_ms", "managed_instances",
         "capture_payload", "capture_payload_max_depth", "span_attribute_limit_from_env",
         "encode_authorizer_context",
+        "baggage_tag_keys",
     )
 
     def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
@@ -190,6 +216,8 @@ class LambdaSettings:
         # configure() raises the default only when they did not.
         self.span_attribute_limit_from_env: bool = any(
             (env.get(name) or "").strip() for name in ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"))
+        # Extracted baggage keys tagged on the invocation span as baggage.<key> (ddtrace's rule).
+        self.baggage_tag_keys: Tuple[str, ...] = baggage_tag_keys(env)
 
 
 def lambda_settings(environ: Optional[Mapping[str, str]] = None) -> LambdaSettings:

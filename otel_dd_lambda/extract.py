@@ -22,7 +22,7 @@ from . import config
 from .carriers import custom, detect, lambda_invoke, stepfunctions
 from .carriers.tags import trigger_tags as _trigger_tags
 from .carriers.triggers import UNKNOWN, Trigger, row_of
-from .propagators import xray
+from .propagators import baggage, xray
 from .propagators.composite import DatadogCompositePropagator
 from .propagators.precedence import make_link
 
@@ -37,7 +37,7 @@ class EventContext:
     """What an event says about its trace. ``trigger_tags`` and ``event_time_ns`` are lazy."""
 
     __slots__ = ("links", "trigger", "subtype", "parent", "source", "event", "lambda_context", "_row", "_tags",
-                 "_context")
+                 "_context", "baggage")
 
     def __init__(
         self,
@@ -60,6 +60,7 @@ class EventContext:
         self.lambda_context = lambda_context
         self._row = row  # the trigger's rules (carriers.triggers)
         self._tags: Optional[Dict[str, str]] = None
+        self.baggage: Optional[Dict[str, str]] = None  # the carrier's W3C baggage items, if any
 
     @property
     def context(self) -> Context:
@@ -70,6 +71,8 @@ class EventContext:
                 self._context = _EMPTY_CONTEXT
             else:
                 self._context = set_span_in_context(NonRecordingSpan(parent), _EMPTY_CONTEXT)
+            if self.baggage:
+                self._context = baggage.with_items(self._context, self.baggage)
         return self._context
 
     @property
@@ -118,6 +121,7 @@ _settings = config.env_cached(_ENV_NAMES, _Settings)
 
 
 Extracted = Tuple[Optional[SpanContext], List[Link]]  # a parent (or None) and the links found with it
+WithBaggage = Tuple[Optional[SpanContext], List[Link], Optional[Dict[str, str]]]  # and the W3C baggage items
 
 
 def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None) -> Extracted:
@@ -142,14 +146,17 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
 # ---------------------------------------------------------------- the pass
 
 
-def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> Extracted:
-    """A batch's parent (its first record's context) and links (every record's context)."""
+def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> WithBaggage:
+    """A batch's parent (its first record's context), links (every record's context) and the
+    first record's baggage."""
     read, message_id = row.record_carrier, row.message_id
     assert read is not None and message_id is not None  # a batch row has both
     composite, limit = settings.composite, settings.link_limit
     first = records[0]
+    carrier = read(first)
     # The first record's terminated contexts (a new list from resolve) are the first links.
-    parent, links = resolve(read(first), composite)
+    parent, links = resolve(carrier, composite)
+    items = composite.extract_baggage(carrier) if composite.extracts_baggage else None
     if parent is not None and len(links) < limit:
         mid = message_id(first)
         links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
@@ -163,16 +170,21 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> Extr
                 links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
                 if len(links) >= limit:
                     break
-    return parent, links
+    return parent, links, items
 
 
-def _from_carriers(row: Trigger, event: Any, composite: DatadogCompositePropagator) -> Extracted:
-    """``(parent, links)`` from the row's carriers of the event: the first context wins."""
+def _from_carriers(row: Trigger, event: Any, composite: DatadogCompositePropagator) -> WithBaggage:
+    """``(parent, links, baggage)`` from the row's carriers of the event: the first context wins,
+    the first baggage too (with or without a context)."""
+    items = None
     for read in row.carriers:
-        parent, links = resolve(read(event), composite)
+        carrier = read(event)
+        parent, links = resolve(carrier, composite)
+        if items is None and composite.extracts_baggage:
+            items = composite.extract_baggage(carrier)
         if parent is not None:
-            return parent, links
-    return None, []
+            return parent, links, items
+    return None, [], items
 
 
 def extract_context(event: Any, lambda_context: Any = None, batch_parent: Optional[str] = None) -> EventContext:
@@ -188,14 +200,15 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
         parent: Optional[SpanContext] = None
         links: List[Link] = []
         source = None
+        items = None
         if settings.extractor is not None:
             parent, links = resolve(custom.carrier(settings.extractor, event, lambda_context), settings.composite)
             source = SOURCE_CUSTOM
         if parent is None:
             if row.record_carrier is not None:
-                parent, found = _from_records(row, event["Records"], settings)
+                parent, found, items = _from_records(row, event["Records"], settings)
             else:
-                parent, found = _from_carriers(row, event, settings.composite)
+                parent, found, items = _from_carriers(row, event, settings.composite)
             links = links + found if links else found  # after the extractor's terminated contexts
             source = SOURCE_EVENT
         if parent is None and lambda_context is not None:
@@ -209,7 +222,9 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
             source = SOURCE_XRAY
         if parent is None:
             source = None
-        return EventContext(parent, links, trigger, subtype, source, event, lambda_context, row)
+        extracted = EventContext(parent, links, trigger, subtype, source, event, lambda_context, row)
+        extracted.baggage = items
+        return extracted
     except Exception:  # tracing never breaks the user's function
         logger.debug("context extraction failed", exc_info=True)
         return EventContext(event=event, lambda_context=lambda_context)

@@ -17,12 +17,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from opentelemetry.trace import SpanContext, get_current_span
 
 from . import config
+from .carriers import eventbridge
+from .propagators.baggage import HEADER as BAGGAGE_HEADER
 from .propagators.composite import DatadogCompositePropagator
 
 logger = logging.getLogger("otel_dd_lambda.injection")
@@ -81,10 +84,17 @@ def _span_context(context: Any) -> Optional[SpanContext]:
 
 
 def get_trace_headers(context: Any = None) -> Dict[str, str]:
-    """Every configured style's headers for the current (or given) context; {} without a span."""
+    """Every configured style's headers for the current (or given) context; {} without a span.
+    The context's OTel baggage goes in ``baggage`` (with or without a span, as ddtrace)."""
     try:
+        every_style = _propagators()[0]
         span_context = _span_context(context)
-        return _propagators()[0].headers(span_context) if span_context is not None else {}
+        headers = every_style.headers(span_context) if span_context is not None else {}
+        if type(context) is not SpanContext:
+            value = every_style.baggage_header(context)
+            if value is not None:
+                headers[BAGGAGE_HEADER] = value
+        return headers
     except Exception:
         logger.debug("get_trace_headers failed", exc_info=True)
         return {}
@@ -285,13 +295,14 @@ def _sns(target: Any, span_context: SpanContext) -> bool:
 
 
 def _spliced_field(target: Any, kind: str, field: str, span_context: SpanContext, limit: int, other: int = 0,
-                   default: Any = None) -> bool:
+                   default: Any = None, value: Optional[str] = None) -> bool:
+    """``target[field]`` with ``"_datadog": value`` spliced in (default: ``datadog_json``)."""
     if type(target) is not dict:
         return _skip(kind, "target is not a dict")
     current = target.get(field, default)
     if current is None:
         return _skip(kind, "%s is missing" % field)
-    spliced = splice_json(current, datadog_json(span_context))
+    spliced = splice_json(current, value if value is not None else datadog_json(span_context))
     if spliced is None:
         return _skip(kind, "%s is not a JSON object (or already has _datadog)" % field)
     if _utf8_len(spliced) + other >= limit:
@@ -300,11 +311,25 @@ def _spliced_field(target: Any, kind: str, field: str, span_context: SpanContext
     return True
 
 
+def eventbridge_datadog_json(span_context: SpanContext, bus_name: Any, now_ms: int) -> str:
+    """``datadog_json`` plus what Datadog's Go/Java/.NET/JS tracers add for EventBridge: when the
+    event was put (``x-datadog-start-time``, epoch ms as text) and on which bus
+    (``x-datadog-resource-name``, the ``EventBusName`` as given, when given). The consumer's
+    inferred span starts then and is named after the bus."""
+    extra = ',"%s":"%d"' % (eventbridge.START_TIME, now_ms)
+    if type(bus_name) is str and bus_name:
+        extra += ',"%s":%s' % (eventbridge.RESOURCE_NAME, _dumps(bus_name))
+    text = datadog_json(span_context)
+    return text[:-1] + extra + "}"  # the cached object, its closing brace moved after the extra members
+
+
 def _eventbridge(target: Any, span_context: SpanContext) -> bool:
     if type(target) is not dict:
         return _skip("eventbridge", "target is not a dict")
     other = eventbridge_entry_bytes(target) - _utf8_len(target.get("Detail"))
-    return _spliced_field(target, "eventbridge", "Detail", span_context, MAX_EVENTBRIDGE_ENTRY_BYTES, other)
+    value = eventbridge_datadog_json(span_context, target.get("EventBusName"), time.time_ns() // 1_000_000)
+    return _spliced_field(target, "eventbridge", "Detail", span_context, MAX_EVENTBRIDGE_ENTRY_BYTES, other,
+                          value=value)
 
 
 def _kinesis(target: Any, span_context: SpanContext) -> bool:

@@ -28,8 +28,9 @@ from . import (
 )
 from .common import datadog_member
 
-# How an event-time field counts: epoch milliseconds, epoch seconds, or ISO 8601 text.
-MS, SECONDS, ISO = "ms", "s", "iso"
+# How an event-time field counts: epoch milliseconds, epoch seconds, ISO 8601 text, or epoch ns
+# (a reader that has converted already).
+MS, SECONDS, ISO, NS = "ms", "s", "iso", "ns"
 
 Reader = Callable[[Dict[str, Any]], Any]
 
@@ -85,7 +86,9 @@ class Trigger:
 
 
 def epoch_ns(value: Any, unit: str) -> Optional[int]:
-    """A time field (``unit``: MS, SECONDS or ISO) as ns since the epoch; None when unusable."""
+    """A time field (``unit``: MS, SECONDS, ISO or NS) as ns since the epoch; None when unusable."""
+    if unit == NS:
+        return value if type(value) is int and value > 0 else None
     if unit == ISO:
         if type(value) is not str or not 19 <= len(value) <= 40:
             return None
@@ -106,6 +109,13 @@ def epoch_ns(value: Any, unit: str) -> Optional[int]:
     return int(value * (1_000_000 if unit == MS else 1_000_000_000))
 
 
+def _eventbridge_time_ns(event: Dict[str, Any]) -> Optional[int]:
+    """The producer's ``x-datadog-start-time`` (ms) when it wrote one, else the event's ``time``
+    (whole seconds), as Datadog's Lambda extension starts the inferred span."""
+    start = epoch_ns(eventbridge.start_time_ms(event), MS)
+    return start if start is not None else epoch_ns(eventbridge.event_time(event), ISO)
+
+
 def _api_gateway(subtype: str, authorizer_headers: Reader) -> Trigger:
     return Trigger(detect.API_GATEWAY, subtype, (authorizer_headers, http.headers), time=http.request_time_ms,
                    arn=tags.api_gateway_arn, http=True)
@@ -120,7 +130,7 @@ ROWS: Tuple[Trigger, ...] = (
     Trigger(detect.DYNAMODB, records=True, time=notrace.dynamodb_created_seconds, time_unit=SECONDS),
     Trigger(detect.S3, records=True, time=notrace.s3_event_time, time_unit=ISO, arn=tags.s3_bucket_arn),
     Trigger(detect.CLOUDFRONT, records=True, arn=tags.cloudfront_arn),
-    Trigger(detect.EVENTBRIDGE, carriers=(eventbridge.detail_carrier,), time=eventbridge.event_time, time_unit=ISO),
+    Trigger(detect.EVENTBRIDGE, carriers=(eventbridge.detail_carrier,), time=_eventbridge_time_ns, time_unit=NS),
     Trigger(detect.CLOUDWATCH_EVENTS, arn=tags.first_resource_arn),
     Trigger(detect.CLOUDWATCH_LOGS, arn=tags.log_group_arn),
     Trigger(detect.STATES, carriers=(stepfunctions.event_span_context,), arn=tags.state_machine_arn),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import (
@@ -35,7 +36,7 @@ from opentelemetry.propagators.textmap import (
 from opentelemetry.trace import Link, SpanContext
 
 from .. import config
-from . import datadog, tracecontext, xray
+from . import baggage, datadog, tracecontext, xray
 from .headers import HeaderReader, logger, reader, trace_headers
 from .precedence import resolve, set_extracted, span_ids
 
@@ -123,12 +124,12 @@ class DatadogCompositePropagator(TextMapPropagator):
         # Datadog and W3C both derive their values from the dd= member: parse it once.
         self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
         self._fields = set().union(*(_FIELDS[s] for s in inject_styles if s in _FIELDS))
-        self._baggage = None
-        if config.BAGGAGE in extract_styles or config.BAGGAGE in inject_styles:
-            from opentelemetry.baggage.propagation import W3CBaggagePropagator
-
-            self._baggage = W3CBaggagePropagator()
-            self._fields |= self._baggage.fields
+        # W3C baggage rides beside the trace styles: it is not a context, so never a parent or a link.
+        self.extracts_baggage = config.BAGGAGE in extract_styles
+        self._injects_baggage = config.BAGGAGE in inject_styles
+        self._baggage_limits = config.baggage_limits()
+        if self._injects_baggage:
+            self._fields.add(baggage.HEADER)
         self.extract_styles: Tuple[str, ...] = tuple(s for s, _, _ in self._extract)
         # The usual order puts Datadog first, and the usual carrier (written by ddtrace or this
         # package) holds no other style, or W3C repeating the Datadog context: then the answer is
@@ -205,15 +206,40 @@ class DatadogCompositePropagator(TextMapPropagator):
             context = set_extracted(context, span_context, links)
         elif context is None:
             context = Context()
-        if self._baggage is not None:
+        if self.extracts_baggage:
             try:
-                if getter is None:
-                    context = self._baggage.extract(carrier, context)
-                else:
-                    context = self._baggage.extract(carrier, context, getter)
-            except Exception:
+                items = self._baggage_of(carrier, getter)
+                if items:
+                    context = baggage.with_items(context, items)
+            except Exception:  # a hostile carrier or getter must not reach the user's function
                 logger.debug("baggage extraction failed", exc_info=True)
         return context
+
+    def _baggage_of(self, carrier: Any, getter: Optional[Getter[Any]]) -> Optional[Dict[str, str]]:
+        if type(carrier) is dict and (getter is None or type(getter) is DefaultGetter):
+            return self.extract_baggage(carrier)
+        value = reader(carrier, getter)(baggage.HEADER)  # (within the readers' size cap)
+        return baggage.parse(value, *self._baggage_limits) if value else None
+
+    def extract_baggage(self, carrier: Any) -> Optional[Dict[str, str]]:
+        """The W3C baggage items of a dict carrier (None: none, or the style is off). Never raises."""
+        if not self.extracts_baggage or type(carrier) is not dict:
+            return None
+        try:
+            value = baggage.header_value(carrier)
+            return baggage.parse(value, *self._baggage_limits) if value else None
+        except Exception:  # only our own code runs here: a bug, with its traceback
+            logger.debug("baggage extraction failed", exc_info=True)
+            return None
+
+    def baggage_header(self, context: Optional[Context]) -> Optional[str]:
+        """The ``baggage`` header for the OTel baggage of ``context`` (None: none, or the style is off)."""
+        if not self._injects_baggage:
+            return None
+        items = otel_baggage.get_all(context)
+        if not items:
+            return None
+        return baggage.format_items(items.items(), *self._baggage_limits) or None
 
     def headers(self, span_context: SpanContext) -> Dict[str, str]:
         """Every configured style's headers for ``span_context`` as a new dict."""
@@ -245,8 +271,13 @@ class DatadogCompositePropagator(TextMapPropagator):
                         setter.set(carrier, key, value)
                 except Exception as exc:  # the user's setter or carrier refused a header
                     logger.debug("injection failed: %r", exc)
-        if self._baggage is not None:
-            self._baggage.inject(carrier, context, setter)
+        if self._injects_baggage:  # with or without a span, as ddtrace
+            try:
+                header = self.baggage_header(context)
+                if header is not None:
+                    setter.set(carrier, baggage.HEADER, header)
+            except Exception as exc:  # the user's setter or carrier refused the header
+                logger.debug("baggage injection failed: %r", exc)
 
     @property
     def fields(self) -> Set[str]:

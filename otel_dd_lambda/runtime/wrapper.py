@@ -255,6 +255,10 @@ class _Instrumentation:
         attributes = invocation.start_attributes(
             context, trigger, trigger_tags, cold, proactive, self.settings.function_name,
             invocation.batch_size(event))
+        if extracted is not None and extracted.baggage:  # baggage.<key> tags (DD_TRACE_BAGGAGE_TAG_KEYS)
+            from ..propagators.baggage import span_tags
+
+            attributes.update(span_tags(extracted.baggage, self.settings.baggage_tag_keys))
         is_durable = durable.is_durable_event(event)
         if is_durable:
             attributes.update(durable.start_tags(event))
