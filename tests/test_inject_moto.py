@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botocore_hook
 from otel_dd_lambda.injection import splice_json
-from tests.support.moto_server import REGION, aws_env, client, make_queue, moto_server, receive, sqs_event
+from tests.support.moto_server import REGION, aws_env, client, hooked, make_queue, moto_server, receive, sqs_event
 from tests.support.reference import reference_extract
 
 ACCOUNT = "123456789012"
@@ -38,12 +38,6 @@ def _clean_env(monkeypatch):
 @pytest.fixture(scope="module")
 def tracer():
     return TracerProvider(id_generator=ids.DatadogXRayIdGenerator()).get_tracer("test")
-
-
-def hooked(endpoint, service):
-    c = client(endpoint, service)
-    install_botocore_hook(c)
-    return c
 
 
 def same(span, parent):

@@ -39,6 +39,15 @@ def client(endpoint: str, service: str):
     return session.client(service, endpoint_url=endpoint)
 
 
+def hooked(endpoint: str, service: str) -> Any:
+    """A boto3 client of the moto server with our injection hook on it."""
+    from otel_dd_lambda.botocore_hook import install_botocore_hook
+
+    c = client(endpoint, service)
+    install_botocore_hook(c)
+    return c
+
+
 def aws_env(endpoint: str) -> Dict[str, str]:
     """Environment variables that point a plain ``boto3.client(service)`` (as in a Lambda
     function, no arguments) at the moto endpoint, for a subprocess."""
