@@ -20,7 +20,6 @@ from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
-from tests.support.agent import run_test_agent
 from tests.support.moto_server import REGION, client, moto_server
 from tests.support.otlp_sink import OTLPSink
 
@@ -89,12 +88,6 @@ RUNNER = textwrap.dedent('''
 def aws() -> Iterator[str]:
     with moto_server() as endpoint:
         yield endpoint
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
 
 
 def test_blocks_are_found_and_fragments_are_rare():

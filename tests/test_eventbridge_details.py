@@ -19,14 +19,8 @@ from otel_dd_lambda import extract_context, ids
 from otel_dd_lambda.carriers import eventbridge
 from otel_dd_lambda.injection import MAX_EVENTBRIDGE_ENTRY_BYTES, eventbridge_entry_bytes
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.support.moto_server import client, hooked, make_queue, moto_server, receive
+from tests.support.moto_server import client, hooked, make_queue, receive
 from tests.support.wrapper import FakeContext, pipeline
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

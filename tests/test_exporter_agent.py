@@ -16,17 +16,11 @@ from opentelemetry.trace.span import TraceState
 
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.processor import LambdaSpanProcessor
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent
 
 HIGH = 0x6789ABCD00000000
 LOW = 0x1122334455667788
 TRACE_ID = (HIGH << 64) | LOW
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
 
 
 @pytest.fixture

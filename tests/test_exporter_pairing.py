@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,14 +16,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.processor import LambdaSpanProcessor
-from tests.support.agent import run_test_agent
 from tests.support.otlp_sink import OTLPSink
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
 
 
 def test_same_trace_same_ids_in_datadog_and_otlp(agent) -> None:

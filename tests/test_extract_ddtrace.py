@@ -8,10 +8,8 @@ import subprocess
 import sys
 import uuid
 
-import pytest
-
 from otel_dd_lambda import extract_context
-from tests.support.moto_server import REGION, client, make_queue, moto_server, receive, sqs_event
+from tests.support.moto_server import REGION, client, make_queue, receive, sqs_event
 
 _PRODUCER = r"""
 import json, sys
@@ -30,12 +28,6 @@ with tracer.trace("producer") as root:
     out["trace_id"] = root.trace_id
 print(json.dumps(out))
 """
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
 
 
 def test_ddtrace_injection_is_read_by_ours(endpoint, monkeypatch):

@@ -7,7 +7,6 @@ pass. Under the guard, the same test fails; with the marker it passes.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -51,8 +50,10 @@ def test_sqs_event_without_the_bug():
 '''
 
 
-def test_a_swallowed_planted_bug_fails_the_test(pytester: pytest.Pytester) -> None:
-    shutil.copy(TESTS / "conftest.py", pytester.path / "conftest.py")
+def test_a_swallowed_planted_bug_fails_the_test(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the guard alone, as the suite's conftest loads it
+    pytester.makeconftest("from tests.support.guard import _fail_on_swallowed_internal_errors, pytest_configure\n")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS.parent))
     pytester.makepyfile(test_planted=PLANTED % {"event": str(TESTS / "fixtures" / "events" / "sqs-batch.json")})
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     # the guard fails a test at teardown, so the call phase still counts as passed

@@ -16,16 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from otel_dd_lambda import extract_context, ids, inject
 from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botocore_hook
 from otel_dd_lambda.injection import splice_json
-from tests.support.moto_server import REGION, aws_env, client, hooked, make_queue, moto_server, receive, sqs_event
+from tests.support.moto_server import REGION, aws_env, client, hooked, make_queue, receive, sqs_event
 from tests.support.reference import reference_extract
 
 ACCOUNT = "123456789012"
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

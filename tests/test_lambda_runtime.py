@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 import pytest
 
 from otel_dd_lambda.exec_wrapper import script_path
-from tests.support.agent import TestAgent, dd_trace_id, run_test_agent
+from tests.support.agent import TestAgent, dd_trace_id
 from tests.support.functions import USER_CODE, write_task_root
 from tests.support.lambda_runtime import (
     MANAGED_BOOTSTRAP,
@@ -48,10 +48,8 @@ def invocation_spans(agent: TestAgent) -> Dict[str, Dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        running.start_session(None)  # sessionless: the agent keeps all of this module's traces
-        yield running
+def agent(sessionless_agent: TestAgent) -> TestAgent:
+    return sessionless_agent
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent
 from tests.support.functions import write_task_root
 from tests.support.lambda_runtime import LambdaProcess, Result, RuntimeAPI
 
@@ -63,10 +63,8 @@ USER_CODE = {
 
 
 @pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        running.start_session(None)
-        yield running
+def agent(sessionless_agent: TestAgent) -> TestAgent:
+    return sessionless_agent
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,14 @@ import subprocess
 import sys
 import textwrap
 import zipfile
-from typing import Dict, Iterator, List, Set
+from typing import Dict, List, Set
 
 import pytest
 
 from otel_dd_lambda._version import __version__
 from otel_dd_lambda.cli import main
 from otel_dd_lambda.commands.layer import WRAPPER, ZIP_TIME
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent
 from tests.support.lambda_runtime import MANAGED_BOOTSTRAP, ROOT, LambdaProcess, Result, RuntimeAPI
 
 ARCH = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
@@ -138,10 +138,8 @@ def task_root(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def agent() -> Iterator[TestAgent]:
-    with run_test_agent() as running:
-        running.start_session(None)
-        yield running
+def agent(sessionless_agent: TestAgent) -> TestAgent:
+    return sessionless_agent
 
 
 def lambda_spans(agent: TestAgent) -> Dict[str, Dict]:

@@ -29,7 +29,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.support.agent import TestAgent, dd_trace_id, run_test_agent
+from tests.support.agent import TestAgent, dd_trace_id
 from tests.support.lambda_runtime import ROOT, LambdaProcess, RuntimeAPI
 
 WORKERS = 3
@@ -67,10 +67,8 @@ PRELOAD = '''
 
 
 @pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        running.start_session(None)
-        yield running
+def agent(sessionless_agent: TestAgent) -> TestAgent:
+    return sessionless_agent
 
 
 @pytest.fixture(scope="module")

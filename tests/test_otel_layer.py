@@ -31,7 +31,7 @@ import pytest
 import tomllib
 
 from otel_dd_lambda.exec_wrapper import script_path
-from tests.support.agent import TestAgent, dd_trace_id, run_test_agent
+from tests.support.agent import TestAgent, dd_trace_id
 from tests.support.functions import USER_CODE, write_task_root
 from tests.support.lambda_runtime import MANAGED_BOOTSTRAP, ROOT, LambdaProcess, Result, RuntimeAPI
 
@@ -110,10 +110,8 @@ def write_entry_points(target: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        running.start_session(None)
-        yield running
+def agent(sessionless_agent: TestAgent) -> TestAgent:
+    return sessionless_agent
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from otel_dd_lambda.exporters.mapping import SpanMapper, shrink_span
 from otel_dd_lambda.limits import MAX_META_KEY, MAX_META_VALUE, MAX_RESOURCE, truncate_utf8
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.support.agent import run_test_agent
 from tests.support.wrapper import FakeContext, pipeline, sample
 
 BIG = 50_000
@@ -111,12 +110,6 @@ def test_huge_exception_over_a_small_log_line_is_cut_not_lost():
     assert "xxx" in span["meta"]["error.msg"]
     assert "otel_dd_lambda.size_limit" in span["meta"]
     assert exporter.rejected_spans == 0 and exporter.limits.counts["span_cut"] == 1
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
 
 
 @pytest.mark.parametrize("max_payload", [None, 12 * 1024])

@@ -44,8 +44,7 @@ from otel_dd_lambda.botocore_hook import install_botocore_hook, uninstall_botoco
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.support.agent import run_test_agent
-from tests.support.moto_server import REGION, client, moto_server
+from tests.support.moto_server import REGION, client
 from tests.support.wrapper import FakeContext, pipeline, sample
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -328,18 +327,6 @@ def ddtrace_encoded_pointer_link(kind: str, direction: str, digest: str) -> Dict
     encoder.put([span])
     (link,) = msgpack.unpackb(encoder.encode()[0][0])[0][0]["span_links"]
     return link
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -5,19 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
-from tests.support.agent import run_test_agent
 from tests.support.wrapper import FakeContext, pipeline, sample
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
 
 
 def test_invocation_reaches_the_agent_as_datadogs_serverless_span(agent, monkeypatch):
