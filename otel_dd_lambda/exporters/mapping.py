@@ -41,6 +41,13 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from otel_dd_lambda import config
+from otel_dd_lambda.exporters.overrides import (
+    OVERRIDE_KEYS,
+    apply_overrides,
+    drop_namespace,
+    is_override_key,
+    resource_overrides,
+)
 from otel_dd_lambda.limits import (
     ELLIPSIS,
     MAX_META_KEY,
@@ -211,8 +218,9 @@ _SEMANTIC_KEYS = frozenset(
     )
 )
 
-# a span holding none of these (and whose resource holds no semantic key) takes the fast path
-_SPECIAL_KEYS = _SEMANTIC_KEYS | frozenset(("service.name", "faas.invocation_id"))
+# a span holding none of these (and whose resource holds no semantic or override key) takes the
+# fast path; Datadog's ``datadog.*`` overrides ride on the same test, so they cost nothing when absent
+_SPECIAL_KEYS = _SEMANTIC_KEYS | frozenset(("service.name", "faas.invocation_id")) | OVERRIDE_KEYS
 
 _SQL_SYSTEMS = frozenset(
     (
@@ -278,7 +286,7 @@ class _ResourceInfo:
     """What a span takes from its resource; computed once per Resource object."""
 
     __slots__ = ("resource", "service", "meta", "chunk_meta", "metrics", "semantic", "faas_name",
-                 "function_arn")
+                 "function_arn", "overrides")
 
     def __init__(self, resource: Any, default_service: Optional[str], env: Optional[str],
                  version: Optional[str]) -> None:
@@ -289,7 +297,7 @@ class _ResourceInfo:
         meta: Dict[str, str] = {
             k: (v if type(v) is str else _to_str(v))
             for k, v in attributes.items()
-            if k not in _DD_CONVENTION_KEYS
+            if k not in _DD_CONVENTION_KEYS and not is_override_key(k)
         }
         metrics: Dict[str, Any] = {}
         service = attributes.get("service.name")
@@ -320,6 +328,7 @@ class _ResourceInfo:
         self.metrics = metrics
         # only the semantic keys of the resource, so span lookups can skip it when empty
         self.semantic = {k: v for k, v in attributes.items() if k in _SEMANTIC_KEYS}
+        self.overrides = resource_overrides(attributes)  # datadog.* keys, applied to each span
 
 
 class SpanMapper:
@@ -475,6 +484,7 @@ class SpanMapper:
         if len(plain) > 4096:  # a caller minting keys without end gets no leak
             plain.clear()
         long_keys = False
+        drop_namespace(meta, metrics)  # an unknown datadog.* key is never a tag (nor ever plain)
         for key in meta:
             if key in plain:
                 continue
@@ -578,7 +588,8 @@ class SpanMapper:
                 meta[key] = "true" if value else "false"
             else:
                 meta[key] = _to_str(value)
-        if base.semantic or not _SPECIAL_KEYS.isdisjoint(attributes):
+        special = base.special or not _SPECIAL_KEYS.isdisjoint(attributes)
+        if special:
             dd_resource, op_name, span_type, service = self._special(
                 attributes, meta, metrics, base, kind, name)
         else:  # the common span: nothing in it changes name, resource, type or service
@@ -603,6 +614,8 @@ class SpanMapper:
         }
         if status_code is _ERROR or events or links:
             self._add_error_events_links(dd_span, status, events, links)
+        if special and (base.overrides or not OVERRIDE_KEYS.isdisjoint(attributes)):
+            apply_overrides(dd_span, attributes, base.overrides, status_code is _ERROR, events or ())
         return dd_span, trace_id, is_root, base
 
     def _add_error_events_links(self, dd_span: DDSpan, status: Any, events: Sequence[Any],
@@ -859,7 +872,7 @@ def _skeleton(span: DDSpan, meta: Dict[str, Any], size_of: Callable[[DDSpan], in
 
 class _Base:
     __slots__ = ("resource_obj", "scope", "meta", "metrics", "service", "semantic", "faas_name",
-                 "function_arn", "op_name", "span_type", "chunk_meta")
+                 "function_arn", "op_name", "span_type", "chunk_meta", "overrides", "special")
 
     def __init__(self, resource_obj: Any, scope: Any, info: _ResourceInfo, scope_meta: Dict[str, str],
                  kind: Any, status_code: Any) -> None:
@@ -876,6 +889,9 @@ class _Base:
         self.semantic = info.semantic
         self.faas_name = info.faas_name
         self.function_arn = info.function_arn
+        self.overrides = info.overrides
+        # whether every span of this base leaves the fast path (the resource sets something)
+        self.special = bool(info.semantic or info.overrides)
         # what a span without semantic-convention keys gets
         self.op_name = _KIND_OPERATION.get(kind, "internal")
         self.span_type = "http" if kind is _CLIENT else ("web" if kind is _SERVER else "custom")
