@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.mapping import SpanMapper
 from otel_dd_lambda.exporters.overrides import OVERRIDE_KEYS, go_string, normalize_tag_value
-from tests.support.agent import TestAgent, run_test_agent
+from tests.support.agent import TestAgent
 
 SCOPE = InstrumentationScope("scope", "1")
 UNSET = Status(StatusCode.UNSET)
@@ -316,12 +316,6 @@ def test_generated_overrides_follow_the_agent(span_overrides: Dict[str, Any], re
 
 
 # ---------------------------------------------------------------- end to end, the real ddapm-test-agent
-
-
-@pytest.fixture(scope="module")
-def agent():
-    with run_test_agent() as running:
-        yield running
 
 
 def test_overrides_are_what_the_agent_receives(agent: TestAgent) -> None:
