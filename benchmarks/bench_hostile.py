@@ -24,26 +24,19 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 from typing import Any, Callable, Dict
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.hostile import gzip_b64  # noqa: E402 (the repository's root is on the path first)
+
 MB = 1024 * 1024
 LIMIT = 6 * 1000 * 1000  # every event stays under Lambda's 6 MB (the smaller reading of "MB")
 CTX = {"x-datadog-trace-id": "123", "x-datadog-parent-id": "456", "x-datadog-sampling-priority": "1",
        "traceparent": "00-0000000000000000000000000000007b-00000000000001c8-01"}
 HEAD = b'{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/lambda/bomb","logEvents":["'
-
-
-def _gzip_b64(*pieces: Any) -> str:
-    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = []
-    for chunk, times in pieces:
-        for _ in range(times):
-            out.append(deflate.compress(chunk))
-    out.append(deflate.flush())
-    return base64.b64encode(b"".join(out)).decode()
 
 
 def _b64(text: str) -> str:
@@ -67,17 +60,17 @@ def _sqs_record(body: str, attribute: Any = None) -> Dict[str, Any]:
 
 def awslogs_bomb() -> Dict[str, Any]:
     # 1 GiB of inflated data in ~1.4 MB of base64: the shape of the issue's 1.3 MB bomb
-    return {"awslogs": {"data": _gzip_b64((HEAD, 1), (b" " * MB, 1024), (b'"]}', 1))}}
+    return {"awslogs": {"data": gzip_b64((HEAD, 1), (b" " * MB, 1024), (b'"]}', 1))}}
 
 
 def awslogs_bomb_group_last() -> Dict[str, Any]:
-    return {"awslogs": {"data": _gzip_b64((b'{"messageType":"', 1), (b"A" * MB, 1024), (b'","logGroup":"x"}', 1))}}
+    return {"awslogs": {"data": gzip_b64((b'{"messageType":"', 1), (b"A" * MB, 1024), (b'","logGroup":"x"}', 1))}}
 
 
 def awslogs_incompressible() -> Dict[str, Any]:
     rng = random.Random(9)
     noise = bytes(rng.getrandbits(8) for _ in range(LIMIT * 3 // 4 - 200_000))
-    return {"awslogs": {"data": _gzip_b64((HEAD, 1), (noise, 1))}}
+    return {"awslogs": {"data": gzip_b64((HEAD, 1), (noise, 1))}}
 
 
 def sqs_container_bodies() -> Dict[str, Any]:

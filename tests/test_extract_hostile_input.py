@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import tracemalloc
-import zlib
 from typing import Any, Callable, Dict, Tuple
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from otel_dd_lambda import extract_context
 from otel_dd_lambda.carriers.common import MAX_EVENT, gunzip_b64_prefix, json_member
 from otel_dd_lambda.carriers.tags import MAX_AWSLOGS_PREFIX
+from tests.support.hostile import gzip_b64
 
 CTX = {"x-datadog-trace-id": "123", "x-datadog-parent-id": "456", "x-datadog-sampling-priority": "1"}
 HEAD = b'{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/lambda/bomb",'
@@ -28,17 +28,6 @@ HEAD = b'{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"/aws/l
 def _no_lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-
-
-def gzip_b64(*pieces: Tuple[bytes, int]) -> str:
-    """base64(gzip(...)) of each ``(chunk, times)`` in turn, streamed: a bomb without the bomb."""
-    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = []
-    for chunk, times in pieces:
-        for _ in range(times):
-            out.append(deflate.compress(chunk))
-    out.append(deflate.flush())
-    return base64.b64encode(b"".join(out)).decode()
 
 
 def measured(fn: Callable[[], Any]) -> Tuple[Any, int]:

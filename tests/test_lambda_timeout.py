@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from tests.support.agent import TestAgent
-from tests.support.functions import write_task_root
+from tests.support.functions import INIT_FAILURES, write_task_root
 from tests.support.lambda_runtime import LambdaProcess, Result, RuntimeAPI
 
 REDIRECT = "otel_dd_lambda.handler.handler"
@@ -47,18 +47,7 @@ USER_CODE = {
         def handler(event, context):
             return event
     ''',
-    "raises_on_import.py": '''
-        raise RuntimeError("TABLE_NAME is not configured")
-    ''',
-    "imports_missing.py": '''
-        import no_such_dependency_here
-        def handler(event, context):
-            return 1
-    ''',
-    "syntax_error.py": '''
-        def handler(event, context)
-            return 1
-    ''',
+    **INIT_FAILURES,
 }
 
 

@@ -9,7 +9,23 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Mapping
+from typing import Dict, Mapping
+
+# Modules whose import fails, each in its own way (the init errors the runtime reports).
+INIT_FAILURES: Dict[str, str] = {
+    "raises_on_import.py": '''
+        raise RuntimeError("TABLE_NAME is not configured")
+    ''',
+    "imports_missing.py": '''
+        import no_such_dependency_here
+        def handler(event, context):
+            return 1
+    ''',
+    "syntax_error.py": '''
+        def handler(event, context)
+            return 1
+    ''',
+}
 
 USER_CODE = {
     "plain.py": '''
@@ -38,18 +54,7 @@ USER_CODE = {
 
         handler = otel_dd_lambda.instrument_handler(plain_handler)
     ''',
-    "raises_on_import.py": '''
-        raise RuntimeError("TABLE_NAME is not configured")
-    ''',
-    "imports_missing.py": '''
-        import no_such_dependency_here
-        def handler(event, context):
-            return 1
-    ''',
-    "syntax_error.py": '''
-        def handler(event, context)
-            return 1
-    ''',
+    **INIT_FAILURES,
 }
 
 

@@ -4,7 +4,9 @@ runs them in a fresh interpreter."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Type
+import base64
+import zlib
+from typing import Any, Callable, Dict, Tuple, Type
 
 from hypothesis import strategies as st
 
@@ -126,3 +128,14 @@ NAMED_CONTEXTS: Dict[str, Any] = {
     "remaining-negative": with_remaining(-5),
     "getattr-raises": type("G", (), {"__getattr__": raiser(RuntimeError)})(),
 }
+
+
+def gzip_b64(*pieces: Tuple[bytes, int]) -> str:
+    """base64(gzip(...)) of each ``(chunk, times)`` in turn, streamed: a bomb without the bomb."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = []
+    for chunk, times in pieces:
+        for _ in range(times):
+            out.append(deflate.compress(chunk))
+    out.append(deflate.flush())
+    return base64.b64encode(b"".join(out)).decode()
