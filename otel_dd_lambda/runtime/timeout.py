@@ -170,7 +170,12 @@ def disarm(guard: Guard) -> bool:
     """At the normal end of the invocation: True if it still owns its spans (the watchdog did
     not fire), False if the watchdog ended them."""
     _watchdog.disarm(guard)
-    return guard.claim()
+    if not guard.claim():
+        return False
+    # the guard and the invocation's state refer to each other: break the cycle now, or the
+    # invocation's spans wait for the cyclic garbage collector
+    guard.state = guard.instrumentation = None
+    return True
 
 
 def _fire(guard: Guard) -> bool:
