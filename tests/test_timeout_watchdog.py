@@ -18,23 +18,17 @@ from otel_dd_lambda import config
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.mapping import SpanMapper
 from otel_dd_lambda.lambda_context import MAX_REMAINING_MS, remaining_ms
-from otel_dd_lambda.runtime import cold_start, timeout
+from otel_dd_lambda.runtime import timeout
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.agent import BLOCK, FakeAgent
-from tests.support.wrapper import FakeContext, pipeline, sample
+from tests.support.wrapper import FakeContext, fresh_sandbox, pipeline, sample
 
 
 @pytest.fixture(autouse=True)
-def fresh_sandbox(monkeypatch):
-    for name in ("DD_TRACE_ENABLED", "DD_APM_FLUSH_DEADLINE_MILLISECONDS", "DD_TRACE_AWS_LAMBDA_ENABLED",
-                 "DD_TRACE_MANAGED_SERVICES", "OTEL_SDK_DISABLED", "_X_AMZN_TRACE_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "My-Func")
-    monkeypatch.setenv("DD_COLD_START_TRACING", "false")
-    cold_start.take_imports()
-    cold_start._reset_for_tests()
-    yield
-    cold_start.take_imports()
+def _sandbox(monkeypatch):
+    yield from fresh_sandbox(monkeypatch, ("DD_TRACE_ENABLED", "DD_APM_FLUSH_DEADLINE_MILLISECONDS",
+                                           "DD_TRACE_AWS_LAMBDA_ENABLED", "DD_TRACE_MANAGED_SERVICES",
+                                           "OTEL_SDK_DISABLED", "_X_AMZN_TRACE_ID"))
 
 
 class SdkWarnings(logging.Handler):

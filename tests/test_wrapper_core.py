@@ -15,21 +15,14 @@ from otel_dd_lambda import config
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.reference import reference_trigger_tags
-from tests.support.wrapper import ARN, FakeContext, by_name, manifest, pipeline, sample
+from tests.support.wrapper import ARN, FakeContext, by_name, fresh_sandbox, manifest, pipeline, sample
 
 
 @pytest.fixture(autouse=True)
-def fresh_sandbox(monkeypatch):
-    for name in ("DD_TRACE_ENABLED", "DD_MERGE_XRAY_TRACES", "_X_AMZN_TRACE_ID", "DD_TRACE_MANAGED_SERVICES",
-                 "DD_COLD_START_TRACING", "OTEL_SDK_DISABLED", "DD_SERVICE", "DD_CAPTURE_LAMBDA_PAYLOAD",
-                 "DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "My-Func")
-    monkeypatch.setenv("DD_COLD_START_TRACING", "false")
-    cold_start.take_imports()
-    cold_start._reset_for_tests()
-    yield
-    cold_start.take_imports()
+def _sandbox(monkeypatch):
+    yield from fresh_sandbox(monkeypatch, ("DD_TRACE_ENABLED", "DD_MERGE_XRAY_TRACES", "_X_AMZN_TRACE_ID",
+                                           "DD_TRACE_MANAGED_SERVICES", "OTEL_SDK_DISABLED", "DD_SERVICE",
+                                           "DD_CAPTURE_LAMBDA_PAYLOAD", "DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH"))
 
 
 def invocation_span(spans):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, List, Tuple
+from typing import Any, Iterable, Iterator, List, Tuple
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_dd_lambda.exporters.processor import LambdaSpanProcessor
 from otel_dd_lambda.ids import DatadogXRayIdGenerator
+from otel_dd_lambda.runtime import cold_start
 from tests.support.samples import SAMPLES as SAMPLES_DIR
 
 SAMPLES = str(SAMPLES_DIR)
@@ -59,3 +60,16 @@ def manifest() -> Any:
 
 def by_name(spans: List[Any]) -> dict:
     return {span.name: span for span in spans}
+
+
+def fresh_sandbox(monkeypatch: Any, unset: Iterable[str]) -> Iterator[None]:
+    """A new Lambda sandbox for each test: ``unset`` cleared, function "My-Func", no import timing,
+    cold-start state reset (use from an autouse fixture: ``yield from fresh_sandbox(...)``)."""
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "My-Func")
+    monkeypatch.setenv("DD_COLD_START_TRACING", "false")
+    cold_start.take_imports()
+    cold_start._reset_for_tests()
+    yield
+    cold_start.take_imports()
