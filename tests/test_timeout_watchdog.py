@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 import threading
 import time
@@ -329,3 +330,57 @@ def test_short_invocation_after_long_ones_fires_on_time():
     assert timeout.watchdog().last_fired is before  # not fired: its fire time is 60 s away
     spans = invocation_spans(memory.get_finished_spans())
     assert len(spans) == 5 and sum("error.type" in s.attributes for s in spans) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_forked_child_starts_its_own_watchdog():
+    """The fork hook clears the parent's thread (arm() checks no pid): a child's invocation fires."""
+    provider, memory = pipeline()
+    handler = instrument_handler(lambda event, context: time.sleep(0.6), tracer_provider=provider)
+    handler({}, FakeContext())  # the parent's watchdog thread runs
+    assert timeout.watchdog().thread is not None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether its invocation was ended by its own watchdog
+        code = 1
+        try:
+            handler({}, FakeContext(remaining_ms=400))
+            guard = timeout.watchdog().last_fired
+            thread = timeout.watchdog().thread
+            if guard is not None and guard.fired and thread is not None and thread.is_alive():
+                code = 0
+        finally:
+            os.write(write_end, bytes([code]))
+            os._exit(0)
+    os.close(write_end)
+    try:
+        assert os.read(read_end, 1) == b"\x00"
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+
+
+@pytest.mark.internal_error_expected
+def test_a_dead_watchdog_thread_is_replaced_on_the_next_arm(monkeypatch):
+    provider, memory = pipeline()
+    handler = instrument_handler(lambda event, context: time.sleep(0.5), tracer_provider=provider)
+    dog = timeout.watchdog()
+    calls = []
+
+    def broken_next_due():  # the thread's loop raising: it ends, and says so
+        calls.append(1)
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(dog, "_next_due", broken_next_due)
+    with dog._cond:  # a new thread is started by the next arm
+        dog._thread = None
+    handler({}, FakeContext())
+    for _ in range(100):
+        if dog.thread is None:
+            break
+        time.sleep(0.01)
+    assert calls and dog.thread is None
+    monkeypatch.undo()
+    handler({}, FakeContext(remaining_ms=300))  # fires: a new thread watched it
+    assert dog.thread is not None and dog.thread.is_alive()
+    assert dog.last_fired is not None and dog.last_fired.fired

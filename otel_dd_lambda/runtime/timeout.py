@@ -11,8 +11,8 @@ invocation first ends its spans, the other leaves them.
 One daemon thread per process (a forked child starts its own) waits on a condition for the armed
 invocation's fire time, so it fires whatever the handler's thread is doing: sleeping, blocked in C
 on a socket or a lock, or running Python (a signal such as ddtrace's ``SIGALRM`` only runs between
-bytecodes of the main thread). It is started by the first invocation and reused; arming and disarming take a lock and
-set a field. It cannot fire while a C extension holds the GIL without releasing it.
+bytecodes of the main thread). It is started by the first invocation and reused; arming and disarming
+take one lock and set a field. It cannot fire while a C extension holds the GIL without releasing it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ ERROR_MESSAGE = "Datadog detected an Impending Timeout"  # and its error.message
 
 
 class Guard:
-    """One armed invocation: when the watchdog fires, and the claim on ending its spans."""
+    """One armed invocation: when the watchdog fires, and the claim on ending its spans.
 
-    __slots__ = ("fire_at", "deadline", "instrumentation", "state", "_lock", "_claimed",
+    The claim is taken under the watchdog's lock (``Watchdog.disarm`` or the watchdog thread): one
+    lock for arming, disarming and claiming, so the normal end of an invocation takes it once.
+    """
+
+    __slots__ = ("fire_at", "deadline", "instrumentation", "state", "claimed",
                  "fired_ns", "flush_timeout_ms", "flushed_ns")
 
     def __init__(self, fire_at: float, deadline: float, instrumentation: Any, state: Any) -> None:
@@ -42,20 +46,11 @@ class Guard:
         self.deadline = deadline
         self.instrumentation = instrumentation
         self.state = state
-        self._lock = threading.Lock()
-        self._claimed = False
+        self.claimed = False  # by the watchdog or by the normal end, whichever came first
         # what the watchdog did, for tests and debugging (None until it fires)
         self.fired_ns: Optional[int] = None
         self.flush_timeout_ms: Optional[int] = None
         self.flushed_ns: Optional[int] = None
-
-    def claim(self) -> bool:
-        """True for the first caller only: that one ends the invocation's spans."""
-        with self._lock:
-            if self._claimed:
-                return False
-            self._claimed = True
-            return True
 
     @property
     def fired(self) -> bool:
@@ -74,7 +69,6 @@ class Watchdog:
         # comes first. A wake-up per invocation was a thread switch on the handler's path.
         self._wakes_at: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
-        self._pid = os.getpid()
         self.last_fired: Optional[Guard] = None  # the last invocation it ended (tests, debugging)
 
     @property
@@ -83,46 +77,63 @@ class Watchdog:
 
     def arm(self, guard: Guard) -> None:
         with self._cond:
-            thread = self._thread
-            if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            if self._thread is None:  # first arm, or a forked child (the fork hook cleared it)
                 self._start()
             self._guard = guard
             wakes_at = self._wakes_at
             if wakes_at is None or guard.fire_at < wakes_at:
                 self._cond.notify()
 
-    def disarm(self, guard: Guard) -> None:
+    def disarm(self, guard: Guard) -> bool:
+        """Stop watching ``guard``; True if this call claimed it (the watchdog had not)."""
         # No notify: the thread wakes at the old fire time, finds nothing and waits again.
         with self._cond:
             if self._guard is guard:
                 self._guard = None
+            if guard.claimed:
+                return False
+            guard.claimed = True
+            return True
 
     def _start(self) -> None:
-        if self._pid != os.getpid():  # a forked child: the parent's thread is not in it
-            self._cond = threading.Condition(threading.Lock())
-            self._pid = os.getpid()
         self._wakes_at = None  # the new thread looks at the guard as it starts
         thread = threading.Thread(target=self._run, name="otel-dd-lambda-timeout", daemon=True)
         thread.start()
         self._thread = thread
 
     def _run(self) -> None:
+        try:
+            while True:
+                guard = self._next_due()
+                if guard is not None:
+                    _fire(guard)  # outside the lock: the next invocation can arm meanwhile
+        except Exception:  # a bug of ours: said, and the next arm() starts a new thread
+            logger.warning("impending-timeout watchdog stopped", exc_info=True)
+        finally:
+            with self._cond:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+
+    def _next_due(self) -> Optional[Guard]:
+        """Wait for the armed invocation's fire time; the guard the watchdog claimed, or None
+        when the invocation claimed it first."""
         cond = self._cond
-        while True:
-            with cond:
-                while True:
-                    guard = self._guard
-                    if guard is None:
-                        self._wakes_at = None
-                        cond.wait()
-                        continue
-                    delay = guard.fire_at - time.monotonic()
-                    if delay <= 0:
-                        self._guard = None
-                        break
-                    self._wakes_at = guard.fire_at
-                    cond.wait(delay)
-            _fire(guard)  # outside the lock: the next invocation can arm meanwhile
+        with cond:
+            while True:
+                guard = self._guard
+                if guard is None:
+                    self._wakes_at = None
+                    cond.wait()
+                    continue
+                delay = guard.fire_at - time.monotonic()
+                if delay <= 0:
+                    self._guard = None
+                    if guard.claimed:
+                        return None
+                    guard.claimed = True
+                    return guard
+                self._wakes_at = guard.fire_at
+                cond.wait(delay)
 
 
     def _after_fork_in_child(self) -> None:
@@ -133,7 +144,6 @@ class Watchdog:
         self._guard = None
         self._wakes_at = None
         self.last_fired = None
-        self._pid = os.getpid()
 
 
 _watchdog = Watchdog()
@@ -169,8 +179,7 @@ def arm(instrumentation: Any, state: Any, context: Any) -> Optional[Guard]:
 def disarm(guard: Guard) -> bool:
     """At the normal end of the invocation: True if it still owns its spans (the watchdog did
     not fire), False if the watchdog ended them."""
-    _watchdog.disarm(guard)
-    if not guard.claim():
+    if not _watchdog.disarm(guard):
         return False
     # the guard and the invocation's state refer to each other: break the cycle now, or the
     # invocation's spans wait for the cyclic garbage collector
@@ -178,11 +187,9 @@ def disarm(guard: Guard) -> bool:
     return True
 
 
-def _fire(guard: Guard) -> bool:
-    """On the watchdog thread: end the invocation as an impending timeout, then flush. False
-    when the handler finished first."""
-    if not guard.claim():
-        return False
+def _fire(guard: Guard) -> None:
+    """On the watchdog thread, with the guard claimed: end the invocation as an impending
+    timeout, then flush."""
     guard.fired_ns = time.time_ns()
     _watchdog.last_fired = guard
     instrumentation, state = guard.instrumentation, guard.state
@@ -201,7 +208,7 @@ def _fire(guard: Guard) -> bool:
     # Flushed even with flush=False: nobody else will before Lambda stops the process.
     force_flush = getattr(instrumentation.provider, "force_flush", None)
     if force_flush is None:
-        return True
+        return
     timeout_ms = int((guard.deadline - time.monotonic()) * 1000)
     guard.flush_timeout_ms = timeout_ms
     if timeout_ms > 0:
@@ -210,4 +217,3 @@ def _fire(guard: Guard) -> bool:
         except Exception:
             logger.debug("impending-timeout flush failed", exc_info=True)
     guard.flushed_ns = time.time_ns()
-    return True
