@@ -62,6 +62,8 @@ def _valid(text: str) -> str:
 
 def strip_url_query(url: str) -> str:
     """``url`` without its query string and fragment (``?...`` and ``#...``)."""
+    if "?" not in url and "#" not in url:  # the usual URL: two C-level scans, no slicing
+        return url
     cut = len(url)
     for separator in ("?", "#"):
         index = url.find(separator, 0, cut)

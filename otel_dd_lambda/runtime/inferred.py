@@ -56,7 +56,11 @@ _naming = config.env_cached(config.INFERRED_SERVICE_ENV, InferredServiceSettings
 
 
 class InferredSpan:
-    """What to open: name, attributes, start time, and whether it ends with the invocation."""
+    """What to open: name, attributes, start time, and whether it ends with the invocation.
+
+    Of the builder's ``tags``, only non-empty strings become attributes: the one place that rule
+    lives, so builders put event fields in as they are.
+    """
 
     __slots__ = ("name", "attributes", "start_ns", "synchronous", "kind")
 
@@ -66,8 +70,7 @@ class InferredSpan:
         self.start_ns = start_ns
         self.synchronous = synchronous
         self.kind = SpanKind.SERVER if synchronous else SpanKind.PRODUCER
-        attributes: Dict[str, Any] = {k: v for k, v in tags.items() if type(v) is str and v}
-        attributes.update({
+        attributes: Dict[str, Any] = {
             "operation.name": name,
             "resource.name": resource,
             "span.type": span_type,
@@ -75,7 +78,10 @@ class InferredSpan:
             "_inferred_span.tag_source": "self",
             "_inferred_span.synchronicity": "sync" if synchronous else "async",
             "_dd.origin": "lambda",
-        })
+        }
+        for key, value in tags.items():
+            if type(value) is str and value and key not in attributes:  # the span's own fields win
+                attributes[key] = value
         if service is not None:  # else the function's own service (the exporter's default)
             attributes["service.name"] = service
         self.attributes = attributes
@@ -145,8 +151,8 @@ def _http(event: Dict[str, Any], naming: InferredServiceSettings, trigger: str, 
     domain = _str(ctx.get("domainName")) or ""
     api_id = _str(ctx.get("apiId"))
     http = _dict(ctx.get("http"))
-    tags: Dict[str, Any] = {"apiid": api_id, "apiname": api_id, "stage": _str(ctx.get("stage")),
-                            "request_id": _str(ctx.get("requestId"))}
+    tags: Dict[str, Any] = {"apiid": api_id, "apiname": api_id, "stage": ctx.get("stage"),
+                            "request_id": ctx.get("requestId")}
     method: Optional[str] = None
     path: Optional[str] = None
     span_type = "web"
@@ -157,13 +163,13 @@ def _http(event: Dict[str, Any], naming: InferredServiceSettings, trigger: str, 
         service = _Service(api_id, "lambda_url", domain)
     elif subtype == detect.WEBSOCKET:
         name, resource = "aws.apigateway.websocket", _str(ctx.get("routeKey")) or "$default"
-        tags["connection_id"] = _str(ctx.get("connectionId"))
-        tags["event_type"] = _str(ctx.get("eventType"))
+        tags["connection_id"] = ctx.get("connectionId")
+        tags["event_type"] = ctx.get("eventType")
     elif subtype == detect.HTTP_API:
         method, path = _str(http.get("method")), _str(event.get("rawPath"))
         name, resource = "aws.httpapi", "%s %s" % (method, _route(event, ctx, path))
-        tags["http.protocol"] = _str(http.get("protocol"))
-        tags["http.source_ip"] = _str(http.get("sourceIp"))
+        tags["http.protocol"] = http.get("protocol")
+        tags["http.source_ip"] = http.get("sourceIp")
     else:
         method, path = _str(event.get("httpMethod")), _str(event.get("path"))
         # (a REST event has no rawPath: the resource path names the route)
