@@ -288,8 +288,22 @@ def region(environ: Optional[Mapping[str, str]] = None) -> str:
 
 
 def lambda_trace_header(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """Lambda's ``_X_AMZN_TRACE_ID``, set anew for each invocation (so never cached)."""
+    """Lambda's ``_X_AMZN_TRACE_ID``, set anew for each invocation (so never cached: read from
+    ``os.environ``'s own bytes, as ``env_cached`` checks it, when there are such)."""
+    if environ is None:
+        data = _environ_bytes()
+        if data is not None:
+            value = data.get(b"_X_AMZN_TRACE_ID")
+            return os.fsdecode(value) if value else None
     return _env(environ).get("_X_AMZN_TRACE_ID") or None
+
+
+def _environ_bytes() -> Optional[Dict[bytes, bytes]]:
+    """``os.environ``'s own bytes-keyed dict on CPython/posix (assignments and ``putenv`` through
+    ``os.environ`` update it), else None. Reading it skips the encoding and decoding that
+    ``os.environ`` does in Python for every name (see ``env_cached``)."""
+    data = getattr(os.environ, "_data", None)
+    return data if os.name == "posix" and type(data) is dict else None
 
 
 def xray_daemon_address(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
@@ -311,10 +325,10 @@ def env_cached(
     extraction path of about 12 us). Off posix, or for another mapping, that mapping's views.
     """
     env = _env(environ)
-    data = getattr(env, "_data", None)
+    data = _environ_bytes() if env is os.environ else None
     mapping: Any = env
     keys: Tuple[Any, ...] = names
-    if env is os.environ and os.name == "posix" and type(data) is dict:
+    if data is not None:
         mapping, keys = data, tuple(name.encode() for name in names)
     items, live_keys = mapping.items(), mapping.keys()
     state: List[Any] = [None]  # (present pairs, absent names, built value), replaced whole

@@ -161,3 +161,22 @@ def test_custom_extractor_keeps_the_event_time(tmp_path: Any, monkeypatch: pytes
     event["Records"][0]["attributes"]["SentTimestamp"] = str(sent_ms)
     result = extract_context(event)
     assert result.source == "custom" and result.event_time_ns == sent_ms * 10**6
+
+
+@pytest.mark.parametrize("bytes_view", [True, False], ids=["os.environ bytes", "mapping fallback"])
+def test_lambda_trace_header_follows_the_environment(monkeypatch: pytest.MonkeyPatch, bytes_view: bool) -> None:
+    """Read anew on every call, through os.environ's own bytes or (off posix) its mapping."""
+    if not bytes_view:
+        monkeypatch.setattr(config, "_environ_bytes", lambda: None)
+    else:
+        assert config._environ_bytes() is not None  # this machine takes the bytes path
+    monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
+    assert config.lambda_trace_header() is None
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", header)
+    assert config.lambda_trace_header() == header
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-\udcff")  # undecodable bytes, as os.environ decodes them
+    assert config.lambda_trace_header() == os.environ["_X_AMZN_TRACE_ID"]
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "")
+    assert config.lambda_trace_header() is None
+    assert config.lambda_trace_header({"_X_AMZN_TRACE_ID": "x"}) == "x"
