@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_dd_lambda import config
-from otel_dd_lambda.runtime import cold_start
+from otel_dd_lambda.runtime import cold_start, invocation
 from otel_dd_lambda.runtime.wrapper import instrument_handler
 from tests.support.reference import reference_trigger_tags
 from tests.support.wrapper import ARN, FakeContext, by_name, fresh_sandbox, manifest, pipeline, sample
@@ -411,3 +411,24 @@ def test_payload_tags_over_a_user_providers_limit_leave_the_spans_own_attributes
             continue  # payload tags, and the cold start (the first of the two invocations only)
         assert attributes[key] == value, key
     assert sum(key.startswith("function.request.") for key in attributes) > 50
+
+
+def test_function_attributes_follow_the_invoked_alias_and_name():
+    """Worked out once per (name, ARN), and again when the invocation names another alias."""
+    provider, memory = pipeline()
+    handler = instrument_handler(lambda event, context: None, tracer_provider=provider)
+    unqualified = "arn:aws:lambda:us-east-1:123456789012:function:my-func"
+    contexts = [FakeContext(), FakeContext(arn=unqualified + ":blue"), FakeContext(arn=unqualified),
+                FakeContext(arn=unqualified + ":7"), FakeContext()]
+    for context in contexts:
+        handler({}, context)
+    spans = [s for s in memory.get_finished_spans() if "faas.invocation_id" in s.attributes]
+    seen = [(s.attributes["function_version"], s.attributes["cloud.resource_id"], s.attributes["functionname"],
+             s.attributes["function_arn"]) for s in spans]
+    assert seen == [("prod", ARN, "my-func", unqualified), ("blue", unqualified + ":blue", "my-func", unqualified),
+                    ("$LATEST", unqualified, "my-func", unqualified),
+                    ("7", unqualified + ":7", "my-func", unqualified), ("prod", ARN, "my-func", unqualified)]
+    # the name too is part of the key (from AWS_LAMBDA_FUNCTION_NAME, else the context's)
+    assert invocation.function_attributes("Other-Func", unqualified)["functionname"] == "other-func"
+    assert invocation.function_attributes("My-Func", None) == {
+        "faas.name": "My-Func", "functionname": "my-func", "resource_names": "My-Func"}

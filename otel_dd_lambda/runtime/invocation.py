@@ -55,26 +55,33 @@ def split_arn(invoked_arn: Optional[str]) -> Tuple[Optional[str], str, Optional[
     return lowered, "$LATEST", account
 
 
-# The invoked ARN and the function name are the same on every invocation of a process:
-# their Datadog forms are worked out once (one entry each, replaced atomically).
-_last_arn: Tuple[Optional[str], Tuple[Optional[str], str, Optional[str]]] = (None, (None, "$LATEST", None))
-_last_name: Tuple[Optional[str], str] = (None, "")
+# The invoked ARN and the function name are the same on every invocation of a process: the
+# attributes they give are worked out once (one entry, replaced whole when either changes).
+_function_entry: Tuple[Optional[str], Optional[str], Dict[str, str]] = (None, None, {})
 
 
-def _arn_parts(invoked_arn: str) -> Tuple[Optional[str], str, Optional[str]]:
-    global _last_arn
-    last = _last_arn
-    if last[0] != invoked_arn:
-        last = _last_arn = (invoked_arn, split_arn(invoked_arn))
-    return last[1]
-
-
-def _lower_name(name: str) -> str:
-    global _last_name
-    last = _last_name
-    if last[0] != name:
-        last = _last_name = (name, name.lower())
-    return last[1]
+def function_attributes(name: Optional[str], invoked_arn: Optional[str]) -> Dict[str, str]:
+    """The function's own attributes: OTel's ``faas.name``, ``cloud.resource_id`` and
+    ``cloud.account.id``, and Datadog's ``functionname``, ``resource_names``, ``function_arn`` and
+    ``function_version``. The dict is shared: copy it, do not change it."""
+    global _function_entry
+    entry = _function_entry
+    if entry[0] != name or entry[1] != invoked_arn:
+        attributes: Dict[str, str] = {}
+        if name:
+            attributes["faas.name"] = name
+            attributes["functionname"] = name.lower()
+            attributes["resource_names"] = name
+        if invoked_arn:
+            function_arn, version, account = split_arn(invoked_arn)
+            attributes["cloud.resource_id"] = invoked_arn
+            if function_arn:
+                attributes["function_arn"] = function_arn
+            attributes["function_version"] = version
+            if account:
+                attributes["cloud.account.id"] = account
+        entry = _function_entry = (name, invoked_arn, attributes)
+    return entry[2]
 
 
 def span_kind(trigger: Optional[str]) -> SpanKind:
@@ -110,18 +117,7 @@ def start_attributes(
         # has no SnapStart tag of its own
         attributes["init_type"] = "snap-start"
     attributes["faas.trigger"] = _FAAS_TRIGGER.get(trigger or "", "other")
-    if name:
-        attributes["faas.name"] = name
-        attributes["functionname"] = _lower_name(name)
-        attributes["resource_names"] = name
-    if invoked_arn:
-        function_arn, version, account = _arn_parts(invoked_arn)
-        attributes["cloud.resource_id"] = invoked_arn
-        if function_arn:
-            attributes["function_arn"] = function_arn
-        attributes["function_version"] = version
-        if account:
-            attributes["cloud.account.id"] = account
+    attributes.update(function_attributes(name, invoked_arn))
     system = MESSAGING_SYSTEM.get(trigger or "")
     if system:
         attributes["messaging.system"] = system
