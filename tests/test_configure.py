@@ -99,6 +99,24 @@ def test_init_loads_msgpack_only_for_the_agent_and_hashlib_only_for_step_functio
     assert out == {"before": {"msgpack": mode == "agent", "hashlib": False}, "after_sfn": True}
 
 
+def test_init_defers_decimal_and_unicodedata_to_their_first_use():
+    # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
+    # fast path (unicodedata) need them; their first use loads them and reads as before.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        otel_dd_lambda.configure()
+        otel_dd_lambda.instrument_handler(lambda e, c: None)
+        before = {m: m in sys.modules for m in ("decimal", "unicodedata")}
+        from otel_dd_lambda.exporters.overrides import go_string, normalize_tag_value
+        values = [go_string(0.1), normalize_tag_value("\u00c9t\u00c9 \u0663")]
+        print(json.dumps({"before": before, "values": values,
+                          "after": {m: m in sys.modules for m in ("decimal", "unicodedata")}}))
+    """, {"DD_TRACE_AGENT_URL": "http://127.0.0.1:9"})
+    assert last_json(proc) == {"before": {"decimal": False, "unicodedata": False},
+                               "values": ["0.1", "\u00e9t\u00e9_\u0663"],
+                               "after": {"decimal": True, "unicodedata": True}}
+
+
 def test_existing_sdk_provider_is_reused():
     proc = run("""
         import json, otel_dd_lambda

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
-from decimal import Decimal
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 PREFIX = "datadog."
@@ -112,6 +110,9 @@ def _go_float(value: float) -> str:
         if "e-0" in text:
             text = text.replace("e-0", "e-")
         return text
+    # imported here, the one use: decimal costs ~1.2 ms and 0.35 MB of every cold start otherwise
+    from decimal import Decimal
+
     return format(Decimal(repr(value)).normalize(), "f")
 
 
@@ -159,6 +160,8 @@ def normalize_tag_value(text: str) -> str:
         return ""
     if len(text) <= _MAX_TAG_CHARS and _is_normalized_ascii(text):
         return text
+    import unicodedata  # off the fast path: not loaded at every cold start
+
     out: List[str] = []
     in_cut = False  # the last character was in a run that became "_"
     chars = 0
@@ -197,7 +200,11 @@ def _lower(ch: str) -> str:
     """Lower an upper-case letter when its lower case is one character of the same UTF-8 width."""
     if "A" <= ch <= "Z":
         return chr(ord(ch) + 32)
-    if ch.isascii() or unicodedata.category(ch) != "Lu":
+    if ch.isascii():
+        return ch
+    import unicodedata  # loaded already by normalize_tag_value, its caller
+
+    if unicodedata.category(ch) != "Lu":
         return ch
     low = ch.lower()
     return low if len(low) == 1 and _utf8_width(low) == _utf8_width(ch) else ch
