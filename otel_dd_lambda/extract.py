@@ -131,11 +131,7 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
     if type(carrier) is dict:
         if carrier.keys() <= composite.read_set:  # trace headers only (every _datadog object)
             return composite.extract_from_carrier(carrier, True)
-        if not carrier.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS):
-            sfn = stepfunctions.context_object(carrier)
-            if sfn is not None:
-                return stepfunctions.span_context(sfn), []
-        return composite.extract_from_carrier(carrier)
+        return _resolve_mapping(carrier, composite)
     if carrier is None:
         return None, []
     if type(carrier) is SpanContext:
@@ -143,20 +139,53 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
     return composite.extract_from_carrier(carrier)
 
 
+def _resolve_mapping(carrier: Dict[str, Any], composite: DatadogCompositePropagator) -> Extracted:
+    """``resolve`` of a dict holding more than trace headers."""
+    if not carrier.keys().isdisjoint(stepfunctions.CONTEXT_OBJECT_KEYS):
+        sfn = stepfunctions.context_object(carrier)
+        if sfn is not None:
+            return stepfunctions.span_context(sfn), []
+    return composite.extract_from_carrier(carrier)
+
+
+def _with_baggage(carrier: Any, composite: DatadogCompositePropagator) -> WithBaggage:
+    """``resolve`` and the carrier's W3C baggage items. Baggage is looked for only where it can
+    be: not in a carrier of trace headers only (every ``_datadog`` object), nor in one without
+    any spelling of the header (most HTTP requests): one set test instead of a parse attempt."""
+    if type(carrier) is dict:
+        if carrier.keys() <= composite.read_set:
+            parent, links = composite.extract_from_carrier(carrier, True)
+            return parent, links, None
+        parent, links = _resolve_mapping(carrier, composite)
+        if composite.extracts_baggage and not carrier.keys().isdisjoint(baggage.SPELLINGS):
+            return parent, links, composite.extract_baggage(carrier)
+        return parent, links, None
+    parent, links = resolve(carrier, composite)
+    return parent, links, None
+
+
 # ---------------------------------------------------------------- the pass
+
+_UNSEEN: Any = object()
 
 
 def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> WithBaggage:
     """A batch's parent (its first record's context), links (every record's context) and the
-    first record's baggage."""
-    read, message_id = row.record_carrier, row.message_id
+    first record's baggage. Records that repeat a raw carrier (``row.record_key``: one
+    ``SendMessageBatch`` gives every message the same ``_datadog``) are parsed and resolved once."""
+    read, message_id, key_of = row.record_carrier, row.message_id, row.record_key
     assert read is not None and message_id is not None  # a batch row has both
     composite, limit = settings.composite, settings.link_limit
+    seen: Dict[Any, Optional[SpanContext]] = {}
     first = records[0]
-    carrier = read(first)
+    key = key_of(first) if key_of is not None else None
+    carrier = row.key_carrier(key) if key is not None else None  # type: ignore[misc]
+    if not carrier:
+        key, carrier = None, read(first)
     # The first record's terminated contexts (a new list from resolve) are the first links.
-    parent, links = resolve(carrier, composite)
-    items = composite.extract_baggage(carrier) if composite.extracts_baggage else None
+    parent, links, items = _with_baggage(carrier, composite)
+    if key is not None:
+        seen[key] = parent
     if parent is not None and len(links) < limit:
         mid = message_id(first)
         links.append(make_link(parent, {MESSAGE_ID: mid} if mid else None))
@@ -164,7 +193,7 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> With
         for record in islice(records, 1, None):
             if type(record) is not dict:
                 continue
-            span_context = resolve(read(record), composite)[0]
+            span_context = _record_context(row, record, composite, seen)
             if span_context is not None:
                 mid = message_id(record)
                 links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
@@ -173,15 +202,29 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> With
     return parent, links, items
 
 
+def _record_context(row: Trigger, record: Dict[str, Any], composite: DatadogCompositePropagator,
+                    seen: Dict[Any, Optional[SpanContext]]) -> Optional[SpanContext]:
+    """A batch record's context; ``seen``: the contexts of the raw carriers met so far."""
+    key = row.record_key(record) if row.record_key is not None else None
+    if key is not None:
+        span_context = seen.get(key, _UNSEEN)
+        if span_context is not _UNSEEN:
+            return span_context
+        carrier = row.key_carrier(key)  # type: ignore[misc]
+        if carrier:  # the raw carrier alone decides: remembered for the records repeating it
+            span_context = seen[key] = resolve(carrier, composite)[0]
+            return span_context
+    return resolve(row.record_carrier(record), composite)[0]  # type: ignore[misc]
+
+
 def _from_carriers(row: Trigger, event: Any, composite: DatadogCompositePropagator) -> WithBaggage:
     """``(parent, links, baggage)`` from the row's carriers of the event: the first context wins,
     the first baggage too (with or without a context)."""
     items = None
     for read in row.carriers:
-        carrier = read(event)
-        parent, links = resolve(carrier, composite)
-        if items is None and composite.extracts_baggage:
-            items = composite.extract_baggage(carrier)
+        parent, links, found = _with_baggage(read(event), composite)
+        if items is None:
+            items = found
         if parent is not None:
             return parent, links, items
     return None, [], items

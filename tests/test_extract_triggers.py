@@ -180,3 +180,72 @@ def test_lambda_trace_header_follows_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "")
     assert config.lambda_trace_header() is None
     assert config.lambda_trace_header({"_X_AMZN_TRACE_ID": "x"}) == "x"
+@pytest.fixture
+def default_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default settings, whatever an earlier test left in the environment."""
+    for name in extract._ENV_NAMES + (config.KEEP_URL_QUERY_ENV,):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _sqs_record(i: int, value: Any, trace_header: str = "") -> Dict[str, Any]:
+    record: Dict[str, Any] = {"messageId": "m%d" % i, "eventSource": "aws:sqs", "body": "b",
+                              "messageAttributes": {"_datadog": {"dataType": "String", "stringValue": value}}}
+    if trace_header:
+        record["attributes"] = {"AWSTraceHeader": trace_header}
+    return record
+
+
+def test_a_batch_resolves_each_repeated_datadog_attribute_once(monkeypatch: pytest.MonkeyPatch, default_env: None) -> None:
+    same = json.dumps({"x-datadog-trace-id": "11", "x-datadog-parent-id": "22"})
+    other = json.dumps({"x-datadog-trace-id": "33", "x-datadog-parent-id": "44"})
+    event = {"Records": [_sqs_record(i, other if i == 2 else same) for i in range(5)]}
+    calls: List[Any] = []
+    resolve = extract.resolve
+    monkeypatch.setattr(extract, "resolve", lambda c, p=None: calls.append(c) or resolve(c, p))
+    result = extract_context(event)
+    assert result.parent is not None and result.parent.trace_id == 11
+    assert [(link.context.trace_id, link.attributes["messaging.message.id"]) for link in result.links] == [
+        (11, "m0"), (11, "m1"), (33, "m2"), (11, "m3"), (11, "m4")]
+    assert len(calls) == 1  # the first record's through _with_baggage, then "other" once
+
+
+def test_a_batch_attribute_that_does_not_decide_is_not_remembered(default_env: None) -> None:
+    # Invalid JSON in _datadog: each record falls back to its own AWSTraceHeader.
+    headers = ["Root=1-5759e988-bd862e3fe1be46a99427279%d;Parent=53995c3f4266210%d;Sampled=1" % (i, i)
+               for i in range(3)]
+    event = {"Records": [_sqs_record(i, "{not json", headers[i]) for i in range(3)]}
+    result = extract_context(event)
+    span_ids = [link.context.span_id for link in result.links]
+    assert len(span_ids) == 3 and len(set(span_ids)) == 3
+
+
+def test_sns_binary_batch_repeats_are_resolved_alike(default_env: None) -> None:
+    import base64
+
+    value = base64.b64encode(json.dumps({"x-datadog-trace-id": "7", "x-datadog-parent-id": "8"}).encode()).decode()
+    records = [{"EventSource": "aws:sns", "Sns": {"MessageId": "s%d" % i, "MessageAttributes": {
+        "_datadog": {"Type": "Binary", "Value": value}}}} for i in range(3)]
+    result = extract_context({"Records": records})
+    assert [link.context.trace_id for link in result.links] == [7, 7, 7]
+
+
+def test_baggage_is_read_where_a_spelling_of_its_header_is_present(default_env: None) -> None:
+    dd = json.dumps({"x-datadog-trace-id": "11", "x-datadog-parent-id": "22", "baggage": "k=v"})
+    assert extract_context({"Records": [_sqs_record(0, dd)]}).baggage == {"k": "v"}
+    only_trace = json.dumps({"x-datadog-trace-id": "11", "x-datadog-parent-id": "22"})
+    assert extract_context({"Records": [_sqs_record(0, only_trace)]}).baggage is None
+    event = _load("api-gateway.json")
+    assert extract_context(event).baggage is None
+    event["headers"]["Baggage"] = "user.id=u1"
+    assert extract_context(event).baggage == {"user.id": "u1"}
+
+
+def test_http_tags_find_a_header_in_any_case_and_read_odd_keys(default_env: None) -> None:
+    from otel_dd_lambda.carriers.http import first_value
+
+    assert first_value({"Host": "h", "REFERER": "https://r"}, "referer") == "https://r"
+    assert first_value({"Host": "h"}, "referer") is None
+    assert first_value({1: "x", "Referer": ["https://r"]}, "referer") == "https://r"  # a non-str key: the loop
+    event = _load("api-gateway.json")
+    event["headers"]["rEfErEr"] = "https://r/?q=1"
+    assert extract_context(event).trigger_tags["http.referer"] == "https://r/"

@@ -27,13 +27,13 @@ from otel_dd_lambda.extract import extract_context
 EVENT = json.loads(Path(%(event)r).read_text())
 
 
-def _planted(record):
+def _planted(raw):
     raise TypeError("planted bug")
 
 
 @pytest.fixture
 def planted_bug(monkeypatch):
-    monkeypatch.setattr(sqs, "attribute_carrier", _planted)
+    monkeypatch.setattr(sqs, "loads_object", _planted)  # what parses every String _datadog
 
 
 def test_sqs_event_without_a_raise(planted_bug):

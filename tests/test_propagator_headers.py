@@ -79,3 +79,61 @@ def test_readers_agree_with_the_plain_rule_on_http_sized_carriers(
         assert read(name) == want, name
         assert headers.get(name) == want, name
         assert (name in headers) == (want is not None), name
+
+
+def _http_carrier(**trace: str) -> Dict[str, Any]:
+    return {**{k: v for k, v in _FILLER.items() if k != "Cookie"}, **trace}
+
+
+def test_a_header_layout_is_analysed_once_and_reused_with_other_values(monkeypatch: Any) -> None:
+    from otel_dd_lambda.propagators import headers
+
+    monkeypatch.setattr(headers, "_LAYOUTS", {})
+    calls = []
+    analyse = headers._layout_of
+    monkeypatch.setattr(headers, "_layout_of", lambda *a: calls.append(1) or analyse(*a))
+    for value in ("1", "2", "3"):  # same names, same order: one analysis
+        carrier = _http_carrier(**{"X-Datadog-Trace-Id": value, "x-datadog-parent-id": "5"})
+        headers_ = trace_headers(carrier, NAMES)
+        assert headers_.get("x-datadog-trace-id") == value and headers_.get("x-datadog-parent-id") == "5"
+    assert len(calls) == 1
+    carrier = _http_carrier(**{"x-datadog-parent-id": "5", "X-Datadog-Trace-Id": "4"})  # another order
+    assert trace_headers(carrier, NAMES).get("x-datadog-trace-id") == "4"
+    assert len(calls) == 2
+
+
+def test_layout_memory_is_bounded_and_skips_what_it_cannot_trust(monkeypatch: Any) -> None:
+    from otel_dd_lambda.propagators import headers
+
+    monkeypatch.setattr(headers, "_LAYOUTS", {})
+    monkeypatch.setattr(headers, "MAX_LAYOUTS", 2)
+    for i in range(5):
+        carrier = _http_carrier(**{"X-Custom-%d" % i: "v", "traceparent": "t"})
+        assert trace_headers(carrier, NAMES).get("traceparent") == "t"
+        assert len(headers._LAYOUTS) <= 2  # cleared when full
+    headers._LAYOUTS.clear()
+
+    class Key(str):
+        pass
+
+    carrier = _http_carrier(**{"traceparent": "t"})
+    carrier[Key("X-Datadog-Origin")] = "o"  # a str subclass: read, not remembered
+    assert trace_headers(carrier, NAMES).get("x-datadog-origin") == "o"
+    big = {"h%d" % i: "v" for i in range(headers.MAX_LAYOUT_KEYS + 1)}
+    big["X-Datadog-Origin"] = "o"  # more names than a layout kept: read, not remembered
+    assert trace_headers(big, NAMES).get("x-datadog-origin") == "o"
+    assert headers._LAYOUTS == {}
+
+    class HashedOnce(str):
+        hashed = False
+
+        def __hash__(self) -> int:
+            if HashedOnce.hashed:
+                raise TypeError("no second hash")
+            HashedOnce.hashed = True
+            return str.__hash__(self)
+
+    carrier = _http_carrier(traceparent="t")
+    carrier[HashedOnce("X")] = "x"  # the layout's tuple cannot be hashed: analysed, not remembered
+    monkeypatch.setattr(headers, "_LAYOUTS", {})
+    assert trace_headers(carrier, NAMES).get("traceparent") == "t"

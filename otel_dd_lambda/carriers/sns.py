@@ -7,7 +7,7 @@ notification JSON that an SQS queue receives without raw message delivery.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from .common import DATADOG_KEY, b64_object, loads_object, logger
 
@@ -29,6 +29,24 @@ def message_carrier(message: Any) -> Optional[Dict[str, Any]]:
 
 def record_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return message_carrier(record.get("Sns"))
+
+
+def attribute_key(record: Dict[str, Any]) -> Optional[Tuple[bool, str]]:
+    """The record's ``_datadog`` attribute as ``(is String, text)`` when it is a String or Binary one,
+    else None (see ``sqs.attribute_key``; ``key_carrier`` reads it as ``message_carrier`` does)."""
+    sns = record.get("Sns")
+    attrs = sns.get("MessageAttributes") if type(sns) is dict else None
+    dd = attrs.get(DATADOG_KEY) if type(attrs) is dict else None
+    if type(dd) is not dict:
+        return None
+    kind, value = dd.get("Type"), dd.get("Value")
+    return (kind == "String", value) if (kind == "String" or kind == "Binary") and type(value) is str else None
+
+
+def key_carrier(key: Tuple[bool, str]) -> Optional[Dict[str, Any]]:
+    """The carrier of an ``attribute_key``."""
+    is_string, value = key
+    return loads_object(value) if is_string else b64_object(value)
 
 
 def message_id(record: Dict[str, Any]) -> Optional[str]:

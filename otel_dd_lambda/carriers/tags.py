@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from ..config import function_name, keep_url_query, region
+from ..config import KEEP_URL_QUERY_ENV, env_cached, function_name, keep_url_query, region
 from ..lambda_context import context_str
 from ..limits import path_tag, url_tag
 from . import detect, http, stepfunctions
@@ -35,9 +35,20 @@ def _partition(region: str) -> str:
 
 def _function_arn_parts(lambda_context: Any) -> List[str]:
     arn = context_str(lambda_context, "invoked_function_arn")
-    if arn is not None and arn.count(":") >= 4:
-        return arn.split(":")
+    if arn is not None:
+        if arn == _last_arn[0]:
+            return _last_arn[1]  # a sandbox's function ARN is the same on every invocation
+        if arn.count(":") >= 4:
+            parts = arn.split(":")
+            _last_arn[:] = arn, parts
+            return parts
     return ["arn", "aws", "lambda", region(), "", "function", function_name()]
+
+
+# The last function ARN split, and its parts (shared: callers only read them).
+_last_arn: List[Any] = [None, []]
+# OTEL_DD_LAMBDA_KEEP_URL_QUERY, read again only when it changes (every HTTP event reads it).
+_keep_url_query = env_cached((KEEP_URL_QUERY_ENV,), keep_url_query)
 
 
 def _s(value: Any) -> Optional[str]:
@@ -149,7 +160,7 @@ def http_tags(trigger: str, event: Dict[str, Any]) -> Dict[str, str]:
         v2 = ctx.get("http")
         if event.get("version") == "2.0" and type(v2) is dict and v2:
             path, method = v2.get("path"), v2.get("method")
-    keep = keep_url_query()
+    keep = _keep_url_query()
     if url is not None:
         url_path = _s(path)
         tags["http.url"] = url_tag(url + url_path if url_path else url, keep)

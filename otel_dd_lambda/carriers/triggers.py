@@ -38,12 +38,14 @@ Reader = Callable[[Dict[str, Any]], Any]
 class Trigger:
     """A trigger's row (read-only). ``carriers`` read the event and are tried in order, the first
     context wins; ``record_carrier`` reads each record of a batch (then ``message_id`` names the
-    record's link). ``time`` reads the event time from the first record (``records``) or the
+    record's link). ``record_key`` names a record's raw carrier when that alone decides it (a
+    hashable value, or None) and ``key_carrier`` reads such a key: records that repeat a key are
+    resolved once per batch. ``time`` reads the event time from the first record (``records``) or the
     event, counted in ``time_unit``. ``arn`` builds the event source ARN when the event names
     none; ``http`` adds the ``http.*`` tags; ``tagged`` is False where Datadog tags nothing."""
 
-    __slots__ = ("name", "subtype", "carriers", "record_carrier", "message_id", "records", "time", "time_unit",
-                 "arn", "http", "tagged")
+    __slots__ = ("name", "subtype", "carriers", "record_carrier", "message_id", "record_key", "key_carrier", "records",
+                 "time", "time_unit", "arn", "http", "tagged")
 
     def __init__(
         self,
@@ -52,6 +54,8 @@ class Trigger:
         carriers: Tuple[Reader, ...] = (),
         record_carrier: Optional[Reader] = None,
         message_id: Optional[Reader] = None,
+        record_key: Optional[Reader] = None,
+        key_carrier: Optional[Callable[[Any], Any]] = None,
         records: bool = False,
         time: Optional[Reader] = None,
         time_unit: str = MS,
@@ -64,6 +68,8 @@ class Trigger:
         self.carriers = carriers
         self.record_carrier = record_carrier
         self.message_id = message_id
+        self.record_key = record_key
+        self.key_carrier = key_carrier
         self.records = records or record_carrier is not None
         self.time = time
         self.time_unit = time_unit
@@ -122,9 +128,10 @@ def _api_gateway(subtype: str, authorizer_headers: Reader) -> Trigger:
 
 
 ROWS: Tuple[Trigger, ...] = (
-    Trigger(detect.SQS, record_carrier=sqs.record_carrier, message_id=sqs.message_id, time=sqs.sent_timestamp_ms),
-    Trigger(detect.SNS, record_carrier=sns.record_carrier, message_id=sns.message_id, time=sns.timestamp,
-            time_unit=ISO, arn=tags.sns_topic_arn),
+    Trigger(detect.SQS, record_carrier=sqs.record_carrier, message_id=sqs.message_id, record_key=sqs.attribute_key,
+            key_carrier=sqs.key_carrier, time=sqs.sent_timestamp_ms),
+    Trigger(detect.SNS, record_carrier=sns.record_carrier, message_id=sns.message_id, record_key=sns.attribute_key,
+            key_carrier=sns.key_carrier, time=sns.timestamp, time_unit=ISO, arn=tags.sns_topic_arn),
     Trigger(detect.KINESIS, record_carrier=kinesis.record_carrier, message_id=kinesis.sequence_number,
             time=kinesis.arrival_seconds, time_unit=SECONDS),
     Trigger(detect.DYNAMODB, records=True, time=notrace.dynamodb_created_seconds, time_unit=SECONDS),

@@ -97,6 +97,8 @@ def header_value(carrier: Any) -> Optional[str]:
 
 
 _TITLE, _UPPER = HEADER.title(), HEADER.upper()
+# The spellings ``header_value`` reads: a carrier with none of them holds no baggage (one C call).
+SPELLINGS = frozenset((HEADER, _TITLE, _UPPER))
 
 
 def _text(value: Any) -> Optional[str]:
