@@ -302,3 +302,47 @@ def test_sqs_record_baggage_from_its_datadog_attribute():
     assert found.parent is not None and found.parent.trace_id == 123
     assert found.baggage == {"user.id": "amy"}
     assert dict(otel_baggage.get_all(found.context)) == {"user.id": "amy"}
+
+
+_LOADED_ON_DEMAND = r"""
+import json, os, sys
+import otel_dd_lambda
+from opentelemetry import context as otel_context
+from otel_dd_lambda.injection import get_trace_headers
+
+class Ctx:
+    function_name = "f"; aws_request_id = "r"; invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:f"
+    memory_limit_in_mb = 128; client_context = None
+    def get_remaining_time_in_millis(self): return 30000
+
+seen = []
+def handler(event, context):
+    seen.append(("opentelemetry.baggage" in sys.modules, get_trace_headers(otel_context.get_current()).get("baggage")))
+otel_dd_lambda.configure(exporter=None)
+call = otel_dd_lambda.instrument_handler(handler)
+event = json.load(open(sys.argv[1]))
+call(event, Ctx())  # no baggage anywhere: OTel's baggage module stays unloaded
+event["headers"]["baggage"] = "user.id=42"
+call(event, Ctx())  # the first baggage loads it
+print(json.dumps(seen))
+"""
+
+
+def test_otel_baggage_module_loads_with_the_first_baggage(tmp_path):
+    """opentelemetry.baggage (regexes compiled at import) is not loaded to find no baggage; the
+    first baggage received loads it and is injected as usual."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    env.update({"OTEL_DD_LAMBDA_EXPORT_MODE": "log", "DD_TRACE_ENABLED": "true"})
+    proc = subprocess.run([sys.executable, "-c", _LOADED_ON_DEMAND, os.path.join(EVENTS, "api-gateway.json")],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[False, None], [True, "user.id=42"]]
+
+
+def test_current_items_reads_otel_baggage_once_loaded():
+    context = otel_baggage.set_baggage("k", "v", Context())
+    assert dict(baggage.current_items(context)) == {"k": "v"}
+    assert dict(baggage.current_items(Context())) == {}

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import (
@@ -236,7 +235,7 @@ class DatadogCompositePropagator(TextMapPropagator):
         """The ``baggage`` header for the OTel baggage of ``context`` (None: none, or the style is off)."""
         if not self._injects_baggage:
             return None
-        items = otel_baggage.get_all(context)
+        items = baggage.current_items(context)
         if not items:
             return None
         return baggage.format_items(items.items(), *self._baggage_limits) or None
