@@ -142,3 +142,23 @@ def test_url_helper():
     assert strip_url_query("https://h/p") == "https://h/p"
     assert url_tag("https://h/p?q", keep_query=True) == "https://h/p?q"
     assert len(url_tag("https://h/" + "é" * 20_000).encode()) <= MAX_META_VALUE
+
+
+def test_vetted_keys_still_get_url_sanitizing_namespace_drop_and_key_cut():
+    """Keys vetted by an earlier span skip the key check; URL tags, ``datadog.*`` keys and long
+    keys are still handled on every later span of the same mapper."""
+    mapper = SpanMapper()
+    long_key = "k" * 300
+    first = {"http.method": "GET", "http.url": "https://h/p", "datadog.unknown": "x", long_key: "v"}
+    later = {"http.method": "GET", "http.url": "https://h/p?token=secret#frag", "datadog.unknown": "x",
+             long_key: "v", "url.full": "https://h/q#frag"}
+    for attributes in (first, later, later):
+        (chunk,) = mapper.map_chunks([_otel_span(attributes)])
+        meta = chunk[0]["meta"]
+        assert meta["http.url"] == "https://h/p"
+        assert "datadog.unknown" not in meta
+        assert long_key not in meta and any(k.startswith("kkk") and k.endswith("...") for k in meta)
+        if "url.full" in attributes:
+            assert meta["url.full"] == "https://h/q"
+    assert "http.url" in mapper._vetted_keys and "datadog.unknown" not in mapper._vetted_keys
+    assert long_key not in mapper._vetted_keys

@@ -45,7 +45,6 @@ from otel_dd_lambda import config
 from otel_dd_lambda.exporters.overrides import (
     OVERRIDE_KEYS,
     apply_overrides,
-    drop_namespace,
     is_override_key,
     resource_overrides,
 )
@@ -360,7 +359,8 @@ class SpanMapper:
         self.unmappable = 0  # spans that could not be read (dropped, logged once)
         self._strip_urls = not (settings.keep_url_query if keep_url_query is None else keep_url_query)
         self.limits = LimitLog()  # what Datadog's size limits cost, counted and logged
-        self._plain_keys: set = set()  # keys seen short and not URL-like: nothing to check
+        # tag keys seen short and outside the datadog.* namespace: nothing to check in them again
+        self._vetted_keys: set = set()
 
     # ------------------------------------------------------------ caches
 
@@ -444,32 +444,32 @@ class SpanMapper:
                     roots[trace_id] = [(dd_span, span, base)]
                 else:
                     root_list.append((dd_span, span, base))
-        # Datadog's limits, in _bound; the tests inlined here pass nearly every span through
-        plain_keys = self._plain_keys.issuperset
+        # Datadog's limits, in three steps each sized to what is new: keys not vetted before
+        # (rare after the first invocation), URL tags present (a set intersection), and values
+        # or a resource long enough to possibly exceed a limit
+        vetted = self._vetted_keys.issuperset
+        strip_urls = self._strip_urls
         for trace_id, chunk in chunks.items():
             self._tag_chunk(trace_id, chunk, heads[trace_id], roots.get(trace_id))
             for dd_span in chunk:
                 meta = dd_span["meta"]
-                if not (plain_keys(meta) and plain_keys(dd_span["metrics"])) or \
-                        len("".join(meta.values())) > _SAFE_VALUE_CHARS or \
+                metrics = dd_span["metrics"]
+                if not (vetted(meta) and vetted(metrics)):
+                    self._check_keys(meta, metrics)
+                if strip_urls and not URL_TAGS.isdisjoint(meta):
+                    _strip_url_tags(meta)
+                if len("".join(meta.values())) > _SAFE_VALUE_CHARS or \
                         len(dd_span["resource"]) > _SAFE_RESOURCE_CHARS:
-                    self._bound(dd_span)
+                    self._bound_values(dd_span)
         self.limits.report()
         return list(chunks.values())
 
-    def _bound(self, dd_span: DDSpan) -> None:
-        """Datadog's limits on one mapped span, applied here and only here (after every tag is set).
-
-        URL-like tags lose query and fragment (unless kept); keys and values longer than the
-        agent's limits are cut on a character boundary with "...", the resource without marker.
-        ``map_chunks`` calls it only for a span with a key not yet seen to be short and not
-        URL-like, values summing to more characters than one value may take, or a long resource.
-        """
+    def _bound_values(self, dd_span: DDSpan) -> None:
+        """Values and resource of a mapped span cut to the agent's limits (after every tag is set);
+        ``map_chunks`` calls it only when they sum to more characters than one value may take, or
+        for a long resource. A value is cut on a character boundary with "...", the resource
+        without marker."""
         meta = dd_span["meta"]
-        metrics = dd_span["metrics"]
-        plain = self._plain_keys
-        if not (plain.issuperset(meta) and plain.issuperset(metrics)):
-            self._check_keys(meta, metrics)
         if meta and len("".join(meta.values())) > _SAFE_VALUE_CHARS:
             cut = _bound_strings(meta, MAX_META_KEY, MAX_META_VALUE)
             if cut:
@@ -482,38 +482,26 @@ class SpanMapper:
                 self.limits.note("resource")
 
     def _check_keys(self, meta: Dict[str, Any], metrics: Dict[str, Any]) -> None:
-        """The slow path of ``_bound`` for keys not seen before: URL tags, long keys."""
-        plain = self._plain_keys
-        if len(plain) > 4096:  # a caller minting keys without end gets no leak
-            plain.clear()
-        long_keys = False
-        drop_namespace(meta, metrics)  # an unknown datadog.* key is never a tag (nor ever plain)
-        for key in meta:
-            if key in plain:
-                continue
-            if key in URL_TAGS:
-                value = meta[key]
-                if self._strip_urls and ("?" in value or "#" in value):
-                    meta[key] = strip_url_query(value)
-            elif len(key) > _SAFE_KEY_CHARS:
-                long_keys = True
-            else:
-                plain.add(key)
-        if long_keys:
-            cut = _bound_strings(meta, MAX_META_KEY, MAX_META_VALUE)
-            if cut:
-                self.limits.note("tag", cut)
-        long_keys = False
-        for key in metrics:
-            if key not in plain:
-                if len(key) > _SAFE_KEY_CHARS:
+        """The keys of a span not vetted before: a ``datadog.*`` key no rule read is dropped (the
+        agent keeps none as a tag), a key possibly over the limit is cut; every other key is
+        vetted, so later spans carrying it skip this."""
+        vetted = self._vetted_keys
+        if len(vetted) > 4096:  # a caller minting keys without end gets no leak
+            vetted.clear()
+        for tags, key_limit, value_limit in ((meta, MAX_META_KEY, MAX_META_VALUE),
+                                             (metrics, MAX_METRIC_KEY, None)):
+            long_keys = False
+            for key in [k for k in tags if k not in vetted]:
+                if is_override_key(key):
+                    del tags[key]  # never vetted: it comes back here each time
+                elif len(key) > _SAFE_KEY_CHARS:
                     long_keys = True
-                elif key not in URL_TAGS:
-                    plain.add(key)
-        if long_keys:
-            cut = _bound_strings(metrics, MAX_METRIC_KEY, None)
-            if cut:
-                self.limits.note("tag", cut)
+                else:
+                    vetted.add(key)
+            if long_keys:
+                cut = _bound_strings(tags, key_limit, value_limit)
+                if cut:
+                    self.limits.note("tag", cut)
 
     def _tag_chunk(self, trace_id: int, chunk: Chunk, head_base: "_Base",
                    roots: Optional[List[Tuple[DDSpan, Any, "_Base"]]]) -> None:
@@ -693,6 +681,14 @@ def _semantic_lookup(attributes: Mapping[str, Any], meta: Dict[str, str], metric
         except (TypeError, ValueError):
             pass
     return lookup
+
+
+def _strip_url_tags(meta: Dict[str, str]) -> None:
+    """URL-like tags without query and fragment (the caller saw at least one URL key)."""
+    for key in URL_TAGS.intersection(meta):
+        value = meta[key]
+        if "?" in value or "#" in value:
+            meta[key] = strip_url_query(value)
 
 
 def _invocation_tags(attributes: Mapping[str, Any], meta: Dict[str, str], base: "_Base") -> None:

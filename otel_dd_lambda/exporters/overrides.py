@@ -66,13 +66,6 @@ def is_override_key(key: str) -> bool:
     return key.startswith(PREFIX)
 
 
-def drop_namespace(meta: Dict[str, Any], metrics: Dict[str, Any]) -> None:
-    """Remove every ``datadog.*`` key from a mapped span's tags (for keys no rule reads)."""
-    for tags in (meta, metrics):
-        for key in [k for k in tags if k.startswith(PREFIX)]:
-            del tags[key]
-
-
 def resource_overrides(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """The resource's override attributes (computed once per resource), or None."""
     found = {k: v for k, v in attributes.items() if k in OVERRIDE_KEYS}
