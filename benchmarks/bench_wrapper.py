@@ -63,9 +63,12 @@ from bench_import import _env as import_env  # noqa: E402
 from bench_import import import_cost_ms  # noqa: E402
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "events")
-EVENTS = ("api-gateway.json", "sqs-batch.json")
+# "sqs-batch.json" grows the sample's batch to 10 records that share one ``_datadog`` (one
+# SendMessageBatch: what the sample holds); the ":distinct" variant gives each record its own
+# parent id (ten separate senders), so each carrier is parsed.
+EVENTS = ("api-gateway.json", "sqs-batch.json", "sqs-batch.json:distinct")
 # issue 13: per invocation, ours over the OTel SDK floor of the same run
-FLOOR_TARGETS = {"api-gateway.json": 1.5, "sqs-batch.json": 1.8}
+FLOOR_TARGETS = {"api-gateway.json": 1.5, "sqs-batch.json": 1.8, "sqs-batch.json:distinct": 1.8}
 
 # Pretend the Datadog Lambda extension is installed (both sides check this one path).
 FAKE_EXTENSION = (
@@ -177,10 +180,17 @@ CHILD = FAKE_EXTENSION + r'''
 import json, os, sys, time, statistics
 sys.path.insert(0, os.environ["BENCH_APP_DIR"])
 which, event_name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+event_name, _, variant = event_name.partition(":")
 event = json.load(open(os.path.join(os.environ["BENCH_SAMPLES"], event_name)))
 if "Records" in event:
     records = event["Records"]
     event["Records"] = [json.loads(json.dumps(records[i % len(records)])) for i in range(10)]
+    if variant == "distinct":
+        for i, record in enumerate(event["Records"]):
+            attribute = record["messageAttributes"]["_datadog"]
+            carrier = json.loads(attribute["stringValue"])
+            carrier["x-datadog-parent-id"] = str(1000 + i)
+            attribute["stringValue"] = json.dumps(carrier)
 # fresh timestamps: an event older than a few days gets no inferred span from us (datadog_lambda
 # makes one anyway), and both sides must do the same work
 now_ms = int(time.time() * 1000)
@@ -345,7 +355,7 @@ def main() -> int:
                             raise SystemExit("%s did not deliver every invocation's spans" % which)
                 median = {which: statistics.median(samples[which]) for which in sides}
                 ours, theirs, floor = median["ours"], median["datadog_lambda"], median["floor"]
-                print("  %-18s ours %8.1f µs   datadog_lambda %8.1f µs   ratio %.2fx   (target 0.30x = %.1f µs)" % (
+                print("  %-23s ours %8.1f µs   datadog_lambda %8.1f µs   ratio %.2fx   (target 0.30x = %.1f µs)" % (
                     event, ours, theirs, ours / theirs, 0.3 * theirs))
                 target = FLOOR_TARGETS[event]
                 print("      floor: OTel SDK, 2 spans / 37 attributes%s + one sink round trip %8.1f µs = %.2fx datadog_lambda"
