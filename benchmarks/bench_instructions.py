@@ -1,0 +1,117 @@
+"""Per-invocation cost in CPU instructions (valgrind callgrind): deterministic where wall clock is not.
+
+    .venv/bin/python benchmarks/bench_instructions.py [--calls 100] [--events api-gateway.json,...]
+
+On a shared 2-core machine, wall-clock medians of one invocation swing by tens of percent between
+runs; instruction counts do not (``PYTHONHASHSEED=0``), so before/after comparisons of the
+package use them. Each figure is one child process run N times and 0 times under callgrind (the
+same set-up both times), the difference divided by N: instructions per invocation, in user space
+(system calls are not counted, so a round trip to the sink costs its Python and C work only).
+
+Rows, per event (``bench_wrapper.py``'s events, agent mode against its separate-process sink):
+
+* ``ours``: ``configure()`` + ``instrument_handler`` around a no-op handler, each call exporting;
+* ``datadog_lambda``: its wrapper (ddtrace's synchronous writer) around the same handler;
+* ``floor``: the OTel SDK doing the two spans (37 attributes, the batch's links) and one round trip
+  of an empty payload (``bench_wrapper.py``'s floor);
+* ``floor + wire``: the same, sending the two spans with their attributes packed as they are;
+* ``extract``: ``extract_context`` alone; ``flush``: mapping, encoding and sending the two spans
+  (the processor's ``force_flush``).
+
+Needs valgrind (``apt-get install valgrind``); without it, prints a line saying so and exits 0.
+Set ``BENCH_OURS_PATH`` to measure another copy of the package (before/after comparisons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_wrapper import CHILD, EVENTS, SAMPLES, SINK  # noqa: E402
+
+# bench_wrapper's child up to its timing loop: the event, the context, and ``call`` for a side
+_SETUP = CHILD.split("for _ in range(20):")[0]
+_MODES = r'''
+mode, n = sys.argv[4], int(sys.argv[3])
+for _ in range(20):
+    call(event, ctx)
+if mode in ("extract", "flush"):
+    from otel_dd_lambda.extract import extract_context
+    provider = call.instrumentation.provider
+    processor = provider._active_span_processor._span_processors[0]
+    if mode == "flush":
+        call.instrumentation.flush = False
+        call(event, ctx)
+        spans = list(processor._spans)
+    for _ in range(n):
+        if mode == "extract":
+            extract_context(event, ctx)
+        else:
+            processor._spans[:] = spans
+            processor.force_flush(1000)
+else:
+    for _ in range(n):
+        call(event, ctx)
+'''
+ROWS = (("ours", "ours"), ("datadog_lambda", "datadog_lambda"), ("floor", "floor"), ("floor + wire", "floor_wire"), ("extract", "ours"),
+        ("flush", "ours"))
+
+
+def instructions(python: str, side: str, event: str, calls: int, mode: str, env: dict, cwd: str) -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-cg-") as tmp:
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(tmp, "out"),
+             python, "-c", _SETUP + _MODES, side, event, str(calls), mode],
+            env=env, capture_output=True, text=True, cwd=cwd)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode or not found:
+        sys.stderr.write(proc.stderr[-2000:])
+        raise SystemExit("%s/%s failed on %s" % (side, mode, event))
+    return int(found.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--events", default=",".join(EVENTS))
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return 0
+    app_dir = tempfile.mkdtemp(prefix="bench-cg-app-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    env.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "AWS_LAMBDA_FUNCTION_NAME": "bench",
+                "AWS_REGION": "us-east-1", "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false",
+                "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "true",
+                "DD_LOGS_INJECTION": "true", "PYTHONHASHSEED": "0"})
+    if os.environ.get("BENCH_OURS_PATH"):
+        env["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"]
+    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
+        print("== instructions per invocation (callgrind, %d calls minus 0)" % args.calls)
+        for event in args.events.split(","):
+            counts = {}
+            for label, side in ROWS:
+                mode = label if label in ("extract", "flush") else "call"
+                zero = instructions(sys.executable, side, event, 0, mode, env, app_dir)
+                many = instructions(sys.executable, side, event, args.calls, mode, env, app_dir)
+                counts[label] = (many - zero) / args.calls
+            floor = counts["floor"]
+            print("  %s" % event)
+            for label, _ in ROWS:
+                print("      %-15s %10.0f   %.2fx the floor" % (label, counts[label], counts[label] / floor))
+    finally:
+        sink.kill()
+        sink.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
