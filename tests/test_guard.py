@@ -1,6 +1,6 @@
 """The suite-wide guard in conftest.py sees a bug that the package swallows.
 
-A ``TypeError`` planted in the SQS carrier is caught by extraction (tracing never raises) and
+A ``TypeError`` planted in the carriers' JSON parse (an SQS event's ``_datadog``) is caught by extraction (tracing never raises) and
 extraction still answers "no context", so a test that only checks "no exception, no context" would
 pass. Under the guard, the same test fails; with the marker it passes.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_dd_lambda.carriers import sqs
+from otel_dd_lambda.carriers import common
 from otel_dd_lambda.extract import extract_context
 
 EVENT = json.loads(Path(%(event)r).read_text())
@@ -33,7 +33,7 @@ def _planted(raw):
 
 @pytest.fixture
 def planted_bug(monkeypatch):
-    monkeypatch.setattr(sqs, "loads_object", _planted)  # what parses every String _datadog
+    monkeypatch.setattr(common, "loads_object", _planted)  # what parses every String _datadog attribute
 
 
 def test_sqs_event_without_a_raise(planted_bug):

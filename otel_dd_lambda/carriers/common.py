@@ -191,3 +191,10 @@ def first_record(event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     if type(records) is list and records and type(records[0]) is dict:
         return records[0]
     return None
+
+
+def attribute_key_carrier(key: Tuple[bool, str]) -> Optional[Dict[str, Any]]:
+    """The carrier of a ``_datadog`` message attribute named by its key ``(is String, text)``
+    (``sqs.attribute_key``, ``sns.attribute_key``): JSON text, or base64 of it when Binary."""
+    is_string, value = key
+    return loads_object(value) if is_string else b64_object(value)

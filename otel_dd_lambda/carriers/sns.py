@@ -33,7 +33,7 @@ def record_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 def attribute_key(record: Dict[str, Any]) -> Optional[Tuple[bool, str]]:
     """The record's ``_datadog`` attribute as ``(is String, text)`` when it is a String or Binary one,
-    else None (see ``sqs.attribute_key``; ``key_carrier`` reads it as ``message_carrier`` does)."""
+    else None (see ``sqs.attribute_key``; ``common.attribute_key_carrier`` reads it as ``message_carrier`` does)."""
     sns = record.get("Sns")
     attrs = sns.get("MessageAttributes") if type(sns) is dict else None
     dd = attrs.get(DATADOG_KEY) if type(attrs) is dict else None
@@ -41,12 +41,6 @@ def attribute_key(record: Dict[str, Any]) -> Optional[Tuple[bool, str]]:
         return None
     kind, value = dd.get("Type"), dd.get("Value")
     return (kind == "String", value) if (kind == "String" or kind == "Binary") and type(value) is str else None
-
-
-def key_carrier(key: Tuple[bool, str]) -> Optional[Dict[str, Any]]:
-    """The carrier of an ``attribute_key``."""
-    is_string, value = key
-    return loads_object(value) if is_string else b64_object(value)
 
 
 def message_id(record: Dict[str, Any]) -> Optional[str]:

@@ -31,7 +31,7 @@ def attribute_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 def attribute_key(record: Dict[str, Any]) -> Optional[Tuple[bool, str]]:
     """The ``_datadog`` attribute as ``(is String, text)`` when it is a String or Binary one, else
     None: the records of one ``SendMessageBatch`` carry the same value, so a batch parses and
-    resolves each distinct value once (``key_carrier`` reads it as ``attribute_carrier`` does)."""
+    resolves each distinct value once (``common.attribute_key_carrier`` reads it as ``attribute_carrier`` does)."""
     attributes = record.get("messageAttributes")
     dd = attributes.get(DATADOG_KEY) if type(attributes) is dict else None
     if type(dd) is not dict:
@@ -39,12 +39,6 @@ def attribute_key(record: Dict[str, Any]) -> Optional[Tuple[bool, str]]:
     kind = dd.get("dataType")
     value = dd.get("stringValue") if kind == "String" else dd.get("binaryValue") if kind == "Binary" else None
     return (kind == "String", value) if type(value) is str else None
-
-
-def key_carrier(key: Tuple[bool, str]) -> Optional[Dict[str, Any]]:
-    """The carrier of an ``attribute_key``."""
-    is_string, value = key
-    return loads_object(value) if is_string else b64_object(value)
 
 
 def body_carrier(record: Dict[str, Any]) -> Optional[Dict[str, Any]]:

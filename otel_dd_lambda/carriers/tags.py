@@ -8,7 +8,7 @@ Each trigger's own ARN rule is one function here, named by its row in ``triggers
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import KEEP_URL_QUERY_ENV, env_cached, function_name, keep_url_query, region
 from ..lambda_context import context_str
@@ -35,18 +35,20 @@ def _partition(region: str) -> str:
 
 def _function_arn_parts(lambda_context: Any) -> List[str]:
     arn = context_str(lambda_context, "invoked_function_arn")
+    global _last_arn
     if arn is not None:
-        if arn == _last_arn[0]:
-            return _last_arn[1]  # a sandbox's function ARN is the same on every invocation
+        last = _last_arn  # one read: another thread may replace it meanwhile
+        if arn == last[0]:
+            return last[1]  # a sandbox's function ARN is the same on every invocation
         if arn.count(":") >= 4:
             parts = arn.split(":")
-            _last_arn[:] = arn, parts
+            _last_arn = (arn, parts)  # one atomic store
             return parts
     return ["arn", "aws", "lambda", region(), "", "function", function_name()]
 
 
 # The last function ARN split, and its parts (shared: callers only read them).
-_last_arn: List[Any] = [None, []]
+_last_arn: Tuple[Optional[str], List[str]] = (None, [])
 # OTEL_DD_LAMBDA_KEEP_URL_QUERY, read again only when it changes (every HTTP event reads it).
 _keep_url_query = env_cached((KEEP_URL_QUERY_ENV,), keep_url_query)
 

@@ -26,7 +26,7 @@ from . import (
     stepfunctions,
     tags,
 )
-from .common import datadog_member
+from .common import attribute_key_carrier, datadog_member
 
 # How an event-time field counts: epoch milliseconds, epoch seconds, ISO 8601 text, or epoch ns
 # (a reader that has converted already).
@@ -129,9 +129,9 @@ def _api_gateway(subtype: str, authorizer_headers: Reader) -> Trigger:
 
 ROWS: Tuple[Trigger, ...] = (
     Trigger(detect.SQS, record_carrier=sqs.record_carrier, message_id=sqs.message_id, record_key=sqs.attribute_key,
-            key_carrier=sqs.key_carrier, time=sqs.sent_timestamp_ms),
+            key_carrier=attribute_key_carrier, time=sqs.sent_timestamp_ms),
     Trigger(detect.SNS, record_carrier=sns.record_carrier, message_id=sns.message_id, record_key=sns.attribute_key,
-            key_carrier=sns.key_carrier, time=sns.timestamp, time_unit=ISO, arn=tags.sns_topic_arn),
+            key_carrier=attribute_key_carrier, time=sns.timestamp, time_unit=ISO, arn=tags.sns_topic_arn),
     Trigger(detect.KINESIS, record_carrier=kinesis.record_carrier, message_id=kinesis.sequence_number,
             time=kinesis.arrival_seconds, time_unit=SECONDS),
     Trigger(detect.DYNAMODB, records=True, time=notrace.dynamodb_created_seconds, time_unit=SECONDS),

@@ -686,9 +686,7 @@ def _semantic_lookup(attributes: Mapping[str, Any], meta: Dict[str, str], metric
 def _strip_url_tags(meta: Dict[str, str]) -> None:
     """URL-like tags without query and fragment (the caller saw at least one URL key)."""
     for key in URL_TAGS.intersection(meta):
-        value = meta[key]
-        if "?" in value or "#" in value:
-            meta[key] = strip_url_query(value)
+        meta[key] = strip_url_query(meta[key])  # the same str when it has no query or fragment
 
 
 def _invocation_tags(attributes: Mapping[str, Any], meta: Dict[str, str], base: "_Base") -> None:
