@@ -18,21 +18,33 @@ Rows, per event (``bench_wrapper.py``'s events, agent mode against its separate-
 * ``extract``: ``extract_context`` alone; ``flush``: mapping, encoding and sending the two spans
   (the processor's ``force_flush``).
 
+Then the cold start, as ``bench_cold_start.py`` defines it (import + ``configure()`` + the first API
+Gateway invocation, each side in its deployed-shape venv), in instructions over a bare interpreter
+of the same venv: ours, ``datadog_lambda``, the floor, the floor + Datadog wire, and that + a global
+propagator. Each is counted once its bytecode is compiled (a warm-up run first). ``--no-cold-start``
+skips it (building the venvs needs PyPI the first time).
+
 Needs valgrind (``apt-get install valgrind``); without it, prints a line saying so and exits 0.
-Set ``BENCH_OURS_PATH`` to measure another copy of the package (before/after comparisons).
+Set ``BENCH_OURS_PATH`` to measure another copy of the package (before/after comparisons; the
+cold start always measures the venv built from this tree).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from typing import Dict, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_cold_start  # noqa: E402
+from bench_deployed import CACHE, bench_environ, ensure_ours, ensure_pip_venv  # noqa: E402
 from bench_wrapper import CHILD, EVENTS, SAMPLES, SINK  # noqa: E402
 
 # bench_wrapper's child up to its timing loop: the event, the context, and ``call`` for a side
@@ -76,10 +88,59 @@ def instructions(python: str, side: str, event: str, calls: int, mode: str, env:
     return int(found.group(1))
 
 
+def callgrind_total(python: str, code: str, env: Dict[str, str]) -> int:
+    """Instructions of one ``python -c code`` process under callgrind (the whole process)."""
+    with tempfile.TemporaryDirectory(prefix="bench-cg-") as tmp:
+        proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(tmp, "out"),
+                               python, "-c", code], env=env, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode or not found:
+        sys.stderr.write(proc.stderr[-2000:])
+        raise SystemExit("cold start failed under callgrind")
+    return int(found.group(1))
+
+
+COLD_ROWS = (("ours", "ours"), ("datadog_lambda", "datadog_lambda"), ("floor", "floor"),
+             ("floor + wire", "floor_wire"), ("+ propagator", "floor_wire_propagator"))
+
+
+def cold_start_instructions() -> Optional[Dict[str, int]]:
+    """Per cold-start row, instructions over a bare interpreter of its venv; None without venvs."""
+    os.makedirs(CACHE, exist_ok=True)
+    try:
+        pythons = {"ours": ensure_ours(False), "datadog_lambda": ensure_pip_venv("theirs", "datadog-lambda", False)}
+    except subprocess.CalledProcessError as error:
+        print("== cold start: SKIPPED, the deployed-shape venvs could not be built (no package index?): %s" % error)
+        return None
+    with open(bench_cold_start._EVENT_FILE) as handle:
+        event = json.load(handle)
+    event["requestContext"]["requestTimeEpoch"] = int(time.time() * 1000)  # recent: an inferred span
+    app_dir = tempfile.mkdtemp(prefix="bench-cg-app-")
+    with open(os.path.join(app_dir, "bench_app.py"), "w") as handle:
+        handle.write("def handler(event, context):\n    return None\n")
+    env = bench_environ(app_dir)
+    env["PYTHONHASHSEED"] = "0"
+    codes = bench_cold_start.statements(event)
+    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
+        out = {}
+        for label, key in COLD_ROWS:
+            python = pythons.get(key, pythons["ours"])
+            subprocess.run([python, "-c", codes[key]], env=env, capture_output=True, check=True)  # bytecode
+            out[label] = callgrind_total(python, codes[key], env) - callgrind_total(python, "pass", env)
+        return out
+    finally:
+        sink.kill()
+        sink.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--events", default=",".join(EVENTS))
+    parser.add_argument("--no-cold-start", action="store_true")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
@@ -110,6 +171,15 @@ def main() -> int:
     finally:
         sink.kill()
         sink.wait()
+    if not args.no_cold_start:
+        cold = cold_start_instructions()
+        if cold:
+            floor = cold["floor"]
+            print("== cold start in instructions over a bare interpreter (import + configure + first invocation, "
+                  "deployed-shape venvs)")
+            for label, _ in COLD_ROWS:
+                print("      %-15s %8.1f M   floor + %5.1f M (%+.1f%%)"
+                      % (label, cold[label] / 1e6, (cold[label] - floor) / 1e6, 100.0 * (cold[label] - floor) / floor))
     return 0
 
 
