@@ -120,6 +120,25 @@ def test_mqtt_carrier_loads_on_the_first_mqtt_message():
                                "loaded": True}
 
 
+def test_durable_tagging_loads_on_the_first_durable_event():
+    # Cold start: an invocation of another trigger never imports runtime.durable.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        class Ctx:
+            aws_request_id = "r"; invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 5000
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: {"Status": "SUCCEEDED"})
+        handler({"headers": {}}, Ctx())
+        plain = "otel_dd_lambda.runtime.durable" in sys.modules
+        arn = "arn:aws:lambda:us-east-1:1:function:my-fn:1/durable-execution/run/abc"
+        handler({"DurableExecutionArn": arn, "InitialExecutionState": {"Operations": []}}, Ctx())
+        print(json.dumps({"plain": plain, "durable": "otel_dd_lambda.runtime.durable" in sys.modules}))
+    """, {"DD_FLUSH_TO_LOG": "true"})
+    assert last_json(proc) == {"plain": False, "durable": True}
+    durable_spans = [line for line in proc.stdout.splitlines() if '"aws.durable.execution_name"' in line]
+    assert durable_spans and '"aws.durable.execution_status":"SUCCEEDED"' in durable_spans[-1]
+
+
 def test_init_defers_decimal_and_unicodedata_to_their_first_use():
     # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
     # fast path (unicodedata) need them; their first use loads them and reads as before.
