@@ -55,7 +55,8 @@ class Endpoint:
         return isinstance(other, Endpoint) and (self.scheme, self.host, self.port) == (
             other.scheme, other.host, other.port)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:  # a value, as the NamedTuple it replaces
+        return hash((self.scheme, self.host, self.port))
 
     def __repr__(self) -> str:
         return "Endpoint(scheme=%r, host=%r, port=%r)" % (self.scheme, self.host, self.port)
