@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from itertools import islice
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, set_span_in_context
@@ -120,8 +120,9 @@ class _Settings:
 _settings = config.env_cached(_ENV_NAMES, _Settings)
 
 
-Extracted = Tuple[Optional[SpanContext], List[Link]]  # a parent (or None) and the links found with it
-WithBaggage = Tuple[Optional[SpanContext], List[Link], Optional[Dict[str, str]]]  # and the W3C baggage items
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    Extracted = Tuple[Optional[SpanContext], List[Link]]  # a parent (or None) and the links found with it
+    WithBaggage = Tuple[Optional[SpanContext], List[Link], Optional[Dict[str, str]]]  # and the W3C baggage items
 
 
 def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None) -> Extracted:

@@ -99,6 +99,46 @@ def test_init_loads_msgpack_only_for_the_agent_and_hashlib_only_for_step_functio
     assert out == {"before": {"msgpack": mode == "agent", "hashlib": False}, "after_sfn": True}
 
 
+def test_mqtt_carrier_loads_on_the_first_mqtt_message():
+    # Cold start: a dict event never imports the MQTT carrier; a paho-like message still extracts.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        otel_dd_lambda.configure()
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        before = "otel_dd_lambda.carriers.mqtt" in sys.modules
+        dict_event = otel_dd_lambda.extract_context({"headers": {}}).parent
+        after_dict = "otel_dd_lambda.carriers.mqtt" in sys.modules
+        class Message:
+            topic = "t"
+            properties = None
+            payload = json.dumps({"_datadog": {"x-datadog-trace-id": "123", "x-datadog-parent-id": "456"}}).encode()
+        parent = otel_dd_lambda.extract_context(Message()).parent
+        print(json.dumps({"before": before, "after_dict": after_dict, "dict_parent": dict_event is None,
+                          "span_id": parent.span_id, "loaded": "otel_dd_lambda.carriers.mqtt" in sys.modules}))
+    """)
+    assert last_json(proc) == {"before": False, "after_dict": False, "dict_parent": True, "span_id": 456,
+                               "loaded": True}
+
+
+def test_durable_tagging_loads_on_the_first_durable_event():
+    # Cold start: an invocation of another trigger never imports runtime.durable.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        class Ctx:
+            aws_request_id = "r"; invoked_function_arn = "arn:aws:lambda:us-east-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 5000
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: {"Status": "SUCCEEDED"})
+        handler({"headers": {}}, Ctx())
+        plain = "otel_dd_lambda.runtime.durable" in sys.modules
+        arn = "arn:aws:lambda:us-east-1:1:function:my-fn:1/durable-execution/run/abc"
+        handler({"DurableExecutionArn": arn, "InitialExecutionState": {"Operations": []}}, Ctx())
+        print(json.dumps({"plain": plain, "durable": "otel_dd_lambda.runtime.durable" in sys.modules}))
+    """, {"DD_FLUSH_TO_LOG": "true"})
+    assert last_json(proc) == {"plain": False, "durable": True}
+    durable_spans = [line for line in proc.stdout.splitlines() if '"aws.durable.execution_name"' in line]
+    assert durable_spans and '"aws.durable.execution_status":"SUCCEEDED"' in durable_spans[-1]
+
+
 def test_init_defers_decimal_and_unicodedata_to_their_first_use():
     # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
     # fast path (unicodedata) need them; their first use loads them and reads as before.

@@ -303,6 +303,14 @@ def test_endpoint_resolution(monkeypatch) -> None:
     assert parse_agent_url("unix:/tmp/s").host == "/tmp/s"
 
 
+def test_endpoint_is_a_value() -> None:
+    # a slotted class in place of a NamedTuple: still compared, hashed and shown by value
+    a, b = parse_agent_url("http://h:1"), parse_agent_url("http://h:1")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != parse_agent_url("http://h:2") and a != ("http", "h", 1)
+    assert repr(a) == "Endpoint(scheme='http', host='h', port=1)"
+
+
 def test_module_import_is_light() -> None:
     import subprocess
     import sys

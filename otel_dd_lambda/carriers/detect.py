@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
-from . import mqtt, stepfunctions
+from . import stepfunctions
 
 API_GATEWAY = "api-gateway"
 ALB = "application-load-balancer"
@@ -43,6 +43,9 @@ _EARLY_KEYS = frozenset(("Records", "detail", "source", "detail-type", "awslogs"
 def detect(event: Any) -> Tuple[Optional[str], Optional[str]]:
     """``(trigger, subtype)``; ``(None, None)`` for an unknown event."""
     if type(event) is not dict:
+        # only here: the mqtt module (OTel Getter/Setter classes) stays out of a dict event's cold start
+        from . import mqtt
+
         return (MQTT, None) if mqtt.is_message(event) else (None, None)
     if event.keys().isdisjoint(_EARLY_KEYS):
         return _http_or_appsync(event)

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 MAX_AWSLOGS_PREFIX = 64 * 1024  # bytes of awslogs.data inflated to find the log group
 
-# (event, its first record or None, lambda_context) -> the ARN, for an event that names none itself
-ArnRule = Callable[[Dict[str, Any], Optional[Dict[str, Any]], Any], Optional[str]]
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    # (event, its first record or None, lambda_context) -> the ARN, for an event that names none itself
+    ArnRule = Callable[[Dict[str, Any], Optional[Dict[str, Any]], Any], Optional[str]]
 
 
 def _partition(region: str) -> str:

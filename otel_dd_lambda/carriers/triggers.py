@@ -9,7 +9,7 @@ different place in an HTTP API event than in a REST or websocket one.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from . import (
     appsync,
@@ -19,7 +19,6 @@ from . import (
     eventbridge,
     http,
     kinesis,
-    mqtt,
     notrace,
     sns,
     sqs,
@@ -32,7 +31,8 @@ from .common import attribute_key_carrier, datadog_member
 # (a reader that has converted already).
 MS, SECONDS, ISO, NS = "ms", "s", "iso", "ns"
 
-Reader = Callable[[Dict[str, Any]], Any]
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    Reader = Callable[[Dict[str, Any]], Any]
 
 
 class Trigger:
@@ -122,6 +122,14 @@ def _eventbridge_time_ns(event: Dict[str, Any]) -> Optional[int]:
     return start if start is not None else epoch_ns(eventbridge.event_time(event), ISO)
 
 
+def _mqtt_message_carrier(message: Any) -> Optional[Dict[str, Any]]:
+    """``mqtt.message_carrier``, the module imported on the first MQTT message: its OTel
+    Getter/Setter classes would otherwise be built at every cold start (~0.8 M instructions)."""
+    from . import mqtt
+
+    return mqtt.message_carrier(message)
+
+
 def _api_gateway(subtype: str, authorizer_headers: Reader) -> Trigger:
     return Trigger(detect.API_GATEWAY, subtype, (authorizer_headers, http.headers), time=http.request_time_ms,
                    arn=tags.api_gateway_arn, http=True)
@@ -148,7 +156,7 @@ ROWS: Tuple[Trigger, ...] = (
             http=True),
     Trigger(detect.ALB, carriers=(http.headers,), arn=tags.alb_target_group_arn, http=True),
     Trigger(detect.APPSYNC, carriers=(appsync.headers,), tagged=False),
-    Trigger(detect.MQTT, carriers=(mqtt.message_carrier,), tagged=False),
+    Trigger(detect.MQTT, carriers=(_mqtt_message_carrier,), tagged=False),
 )
 # An event of no known trigger: a durable function's (its latest trace checkpoint), an AWS IoT
 # rule (MQTT) or any producer that put ``_datadog`` at the top of the payload.

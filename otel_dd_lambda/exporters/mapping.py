@@ -33,7 +33,7 @@ import json
 import logging
 import operator
 import time
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
@@ -99,10 +99,11 @@ _NOTHING = object()
 _SPAN_FIELDS = ("_context", "_parent", "_name", "_kind", "_status", "_start_time", "_end_time", "_attributes",
                 "_events", "_links", "_resource", "_instrumentation_scope")
 
-# (trace_id, span_id, parent_id, is_local_root, name, kind, status, start, end, attributes,
-#  events, links, resource, scope)
-SpanParts = Tuple[int, int, int, bool, str, Any, Any, int, int, Mapping[str, Any], Sequence[Any], Sequence[Any],
-                  Any, Any]
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    # (trace_id, span_id, parent_id, is_local_root, name, kind, status, start, end, attributes,
+    #  events, links, resource, scope)
+    SpanParts = Tuple[int, int, int, bool, str, Any, Any, int, int, Mapping[str, Any], Sequence[Any], Sequence[Any],
+                      Any, Any]
 
 
 def _sdk_span_types() -> FrozenSet[type]:

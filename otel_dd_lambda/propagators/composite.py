@@ -19,7 +19,7 @@ class; its order then comes from ``DD_TRACE_PROPAGATION_STYLE_EXTRACT`` or the d
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -36,10 +36,13 @@ from opentelemetry.trace import Link, SpanContext
 
 from .. import config
 from . import baggage, datadog, tracecontext, xray
-from .headers import HeaderReader, logger, reader, trace_headers
+from .headers import logger, reader, trace_headers
 from .precedence import resolve, set_extracted, span_ids
 
-Extracted = Tuple[Optional[SpanContext], List[Link]]  # (the parent or None, terminated_context links)
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    from .headers import HeaderReader
+
+    Extracted = Tuple[Optional[SpanContext], List[Link]]  # (the parent or None, terminated_context links)
 
 _EXTRACTORS: Dict[str, Callable[[HeaderReader], Optional[SpanContext]]] = {
     config.DATADOG: datadog.extract_span_context,

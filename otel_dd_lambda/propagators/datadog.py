@@ -11,7 +11,7 @@ Inject: the same headers from the current span, priority and tags read back from
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Tuple
 
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import (
@@ -25,8 +25,11 @@ from opentelemetry.trace import SpanContext
 
 from .. import ids
 from . import ddstate
-from .headers import HeaderReader, logger, reader, write_headers
+from .headers import logger, reader, write_headers
 from .precedence import dd_span_context, merge_into
+
+if TYPE_CHECKING:
+    from .headers import HeaderReader
 
 TRACE_ID = "x-datadog-trace-id"
 PARENT_ID = "x-datadog-parent-id"

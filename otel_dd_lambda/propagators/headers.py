@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from itertools import islice, repeat
-from typing import Any, Callable, Dict, FrozenSet, Iterable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Optional, Tuple
 
 from opentelemetry.propagators.textmap import DefaultGetter, Getter, default_getter
 
@@ -18,7 +18,8 @@ logger = logging.getLogger("otel_dd_lambda.propagators")
 MAX_HEADER_CHARS = 8192  # far above any valid trace header; protects the parsers
 MAX_KEYS = 1024  # keys scanned for a case-insensitive match through a getter
 
-HeaderReader = Callable[[str], Optional[str]]
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    HeaderReader = Callable[[str], Optional[str]]
 
 
 def _first_str(value: Any) -> Optional[str]:

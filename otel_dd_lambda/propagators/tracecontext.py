@@ -8,14 +8,17 @@ and lenient on ``tracestate`` (a malformed member is skipped, not the whole head
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from opentelemetry.trace import SpanContext
 
 from . import ddstate
 from .datadog import InjectState, inject_state
-from .headers import HeaderReader, logger
+from .headers import logger
 from .precedence import MAX_TRACESTATE_MEMBERS, remote_span_context, trace_state
+
+if TYPE_CHECKING:
+    from .headers import HeaderReader
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"

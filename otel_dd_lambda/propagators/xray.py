@@ -21,8 +21,11 @@ from opentelemetry.trace import SpanContext
 
 from .. import config, ids
 from . import ddstate
-from .headers import HeaderReader, logger
+from .headers import logger
 from .precedence import remote_span_context, trace_state
+
+if TYPE_CHECKING:
+    from .headers import HeaderReader
 
 # The names opentelemetry.propagators.aws.aws_xray_propagator gives them; that module is imported
 # only with XRayPropagator (see __getattr__ below).

@@ -134,7 +134,8 @@ def _arn_name(arn: Optional[str]) -> Optional[str]:
 
 # What a trigger's builder reads from its event: name, service keys, resource, whether the span
 # ends with the invocation, tags, span type.
-Built = Tuple[str, _Service, str, bool, Dict[str, Any], str]
+if TYPE_CHECKING:  # annotations only: subscripting typing generics at import costs cold-start time
+    Built = Tuple[str, _Service, str, bool, Dict[str, Any], str]
 
 
 def _route(event: Dict[str, Any], ctx: Dict[str, Any], path: Optional[str]) -> str:
