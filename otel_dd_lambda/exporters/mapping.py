@@ -627,7 +627,7 @@ class SpanMapper:
             else:
                 meta["events"] = _events_json(events, self.limits)
         if links:
-            dd_span["span_links"] = [_link(link) for link in links]
+            dd_span["span_links"] = _links(links)
 
     @staticmethod
     def _special(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
@@ -1103,26 +1103,41 @@ def _native_event(event: Any) -> Dict[str, Any]:
     return item
 
 
-def _link(link: Any) -> Dict[str, Any]:
-    context = link.context
+def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
+    """The span links in Datadog's form. The links of a batch (SQS, Kinesis...) often share one
+    context object (records carrying the same upstream context): what comes from a context, the
+    tracestate header above all, is computed once per context object in the call."""
+    by_context: Dict[int, Tuple[int, int, int, str, Optional[int]]] = {}
+    out = []
+    for link in links:
+        context = link.context
+        fields = by_context.get(id(context))  # the links hold the contexts: ids stay unique here
+        if fields is None:
+            fields = by_context[id(context)] = _context_fields(context)
+        trace_id, trace_id_high, span_id, trace_state, flags = fields
+        item: Dict[str, Any] = {"trace_id": trace_id, "trace_id_high": trace_id_high, "span_id": span_id}
+        attributes = _plain_dict(link.attributes)
+        if attributes:
+            item["attributes"] = _link_attributes(attributes)
+        if trace_state:
+            item["tracestate"] = trace_state
+        if flags is not None:
+            item["flags"] = flags
+        else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
+            del item["trace_id_high"]
+        out.append(item)
+    return out
+
+
+def _context_fields(context: Any) -> Tuple[int, int, int, str, Optional[int]]:
+    """A link's ``(trace_id, trace_id_high, span_id, tracestate, flags)``; flags None for a span
+    pointer (ids 0)."""
     trace_id = context.trace_id
     span_id = context.span_id
-    out: Dict[str, Any] = {
-        "trace_id": trace_id & _LOW64,
-        "trace_id_high": trace_id >> 64,
-        "span_id": span_id,
-    }
-    attributes = _plain_dict(link.attributes)
-    if attributes:
-        out["attributes"] = _link_attributes(attributes)
     trace_state = context.trace_state
-    if trace_state:
-        out["tracestate"] = trace_state.to_header()
-    if trace_id or span_id:
-        out["flags"] = int(context.trace_flags) | _FLAGS_SET
-    else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
-        del out["trace_id_high"]
-    return out
+    header = trace_state.to_header() if trace_state else ""
+    flags = int(context.trace_flags) | _FLAGS_SET if trace_id or span_id else None
+    return trace_id & _LOW64, trace_id >> 64, span_id, header, flags
 
 
 def _link_attributes(attributes: Mapping[str, Any]) -> Dict[str, str]:
