@@ -359,6 +359,42 @@ def test_private_field_fast_paths_agree_with_the_public_properties(monkeypatch) 
     assert fast[1][0]["span_links"][0]["attributes"] == {"a": "1"}
 
 
+def test_memos_of_the_last_bases_and_trace_states_never_mix_spans() -> None:
+    # one mapper over spans whose bases (kind, status) and trace states alternate, repeat and
+    # change maps each span as a mapper of its own does
+    states = [TraceState([("dd", "s:2;o:rum;t.dm:-4")]), TraceState([("dd", "s:-1")]), NO_STATE]
+    spans = []
+    for i in range(9):
+        kind = (SpanKind.SERVER, SpanKind.CLIENT, SpanKind.SERVER)[i % 3]
+        status = (Status(StatusCode.ERROR, "e"), UNSET, Status(StatusCode.OK))[i % 2]
+        parent = SpanContext(100 + i, 7, True, TraceFlags(1), states[i % 3]) if i % 4 else None
+        spans.append(span(name="s%d" % i, trace_id=100 + i, span_id=10 + i, parent=parent, kind=kind,
+                          status=status, trace_state=states[(i // 2) % 3], sampled=i % 5 != 1))
+    mapper = SpanMapper()
+    together = [mapper.map_chunks(spans), mapper.map_chunks(spans[::-1])]
+    assert together == [[SpanMapper().map_chunks([s])[0] for s in order] for order in (spans, spans[::-1])]
+
+
+def test_invocation_span_named_by_conventions_or_by_its_own_attributes() -> None:
+    # without operation/resource/type attributes the serverless conventions decide all three and
+    # no semantic lookup is built: the HTTP status still becomes a metric
+    http = {"faas.invocation_id": "r", "faas.name": "fn", "http.request.method": "GET", "http.route": "/x",
+            "http.response.status_code": 201}
+
+    def mapped(extra: Dict[str, Any]) -> Any:
+        (chunk,) = SpanMapper().map_chunks([span(kind=SpanKind.SERVER, attributes={**http, **extra})])
+        return chunk[0]
+
+    plain = mapped({})
+    assert (plain["name"], plain["resource"], plain["type"]) == ("aws.lambda", "fn", "serverless")
+    assert plain["metrics"]["http.status_code"] == 201.0
+    named = mapped({"resource.name": "R", "span.type": "web"})
+    assert (named["name"], named["resource"], named["type"]) == ("aws.lambda", "R", "web")
+    assert "resource.name" not in named["meta"] and "span.type" not in named["meta"]
+    assert named["metrics"]["http.status_code"] == 201.0
+    assert mapped({"operation.name": "op"})["name"] == "op"
+
+
 def test_links_sharing_a_context_map_as_links_of_their_own() -> None:
     # a batch's links often share one context object: its fields are computed once per mapping,
     # and each link still gets its own dict with its own attributes, as when mapped alone

@@ -186,6 +186,7 @@ def _plain_dict(attributes: Any) -> Mapping[str, Any]:
 
 # attributes that set span fields and are not repeated as tags (as in Datadog's OTLP ingest)
 _DD_CONVENTION_KEYS = frozenset(("service.name", "operation.name", "resource.name", "span.type"))
+_NAMING_KEYS = _DD_CONVENTION_KEYS - {"service.name"}  # name, resource and type, when set by the span
 _SERVER = SpanKind.SERVER
 _CLIENT = SpanKind.CLIENT
 
@@ -355,7 +356,11 @@ class SpanMapper:
         self._scopes: Dict[int, Tuple[Any, Dict[str, str]]] = {}
         self._states: Dict[str, Optional[DDState]] = {}
         self._bases: Dict[Tuple[int, int, int, int], _Base] = {}
+        # the last two (resource, scope, kind, status, base) seen: a flush's spans alternate
+        # between two bases (the invocation span and its inferred parent differ in status or kind)
         self._last: Tuple[Any, ...] = (_NOTHING, _NOTHING, _NOTHING, _NOTHING, None)
+        self._previous: Tuple[Any, ...] = self._last
+        self._last_dd_state: Tuple[Any, Optional[DDState]] = (_NOTHING, None)  # (trace_state, its DDState)
         self.unmappable = 0  # spans that could not be read (dropped, logged once)
         self._strip_urls = not (settings.keep_url_query if keep_url_query is None else keep_url_query)
         self.limits = LimitLog()  # what Datadog's size limits cost, counted and logged
@@ -389,15 +394,20 @@ class SpanMapper:
         return entry[1]
 
     def _dd_state(self, trace_state: Any) -> Optional[DDState]:
+        last = self._last_dd_state  # a local root's context and its parent share one TraceState
+        if last[0] is trace_state:
+            return last[1]
         value = trace_state.get("dd") if trace_state else None
         if not value:
-            return None
-        states = self._states
-        if value in states:
-            return states[value]
-        if len(states) > 256:
-            states.clear()
-        state = states[value] = parse_dd_member(value)
+            state = None
+        else:
+            states = self._states
+            state = states.get(value)
+            if state is None:
+                if len(states) > 256:
+                    states.clear()
+                state = states[value] = parse_dd_member(value)
+        self._last_dd_state = (trace_state, state)  # one atomic store
         return state
 
     # ------------------------------------------------------------ mapping
@@ -561,8 +571,14 @@ class SpanMapper:
         base = last[4]
         if last[0] is not resource_obj or last[1] is not scope or last[2] is not kind \
                 or last[3] is not status_code:
-            base = self._base(resource_obj, scope, kind, status_code)
-            self._last = (resource_obj, scope, kind, status_code, base)  # one atomic store
+            entry = self._previous
+            if entry[0] is not resource_obj or entry[1] is not scope or entry[2] is not kind \
+                    or entry[3] is not status_code:
+                entry = (resource_obj, scope, kind, status_code, self._base(resource_obj, scope, kind, status_code))
+            base = entry[4]
+            # each entry is one tuple checked whole: another thread's store never mixes two
+            self._previous = last
+            self._last = entry
 
         meta = base.meta.copy()
         metrics = base.metrics.copy() if base.metrics else {}
@@ -641,8 +657,11 @@ class SpanMapper:
         if type(service) is not str or not service:
             service = base.service
 
-        lookup = _semantic_lookup(attributes, meta, metrics, base.semantic)
         invocation = "faas.invocation_id" in attributes
+        # the serverless conventions name, resource and type the invocation span: then nothing
+        # reads the lookup, only its side effects on meta and metrics are wanted
+        lookup = _semantic_lookup(attributes, meta, metrics, base.semantic,
+                                  not invocation or not _NAMING_KEYS.isdisjoint(attributes))
         # Datadog's serverless conventions name the invocation span unless it names itself:
         # the semantic-convention rules only run for what they would decide
         if invocation and "operation.name" not in attributes:
@@ -664,16 +683,19 @@ class SpanMapper:
 
 
 def _semantic_lookup(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
-                     semantic: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+                     semantic: Dict[str, Any], wanted: bool = True) -> Optional[Dict[str, Any]]:
     """The semantic-convention keys of the resource and the span (the span's win), or None when
-    neither has any. Datadog's convention keys leave ``meta``; the HTTP status becomes a metric."""
+    neither has any. Datadog's convention keys leave ``meta``; the HTTP status becomes a metric.
+    Not ``wanted`` (the span holds none of ``_NAMING_KEYS``): only the metric, and None."""
     if not semantic and _SEMANTIC_KEYS.isdisjoint(attributes):
         return None
-    lookup = semantic.copy() if semantic else {}
-    for key in _SEMANTIC_KEYS.intersection(attributes):
-        lookup[key] = attributes[key]
-        if key in _DD_CONVENTION_KEYS:
-            meta.pop(key, None)
+    lookup = None
+    if wanted:
+        lookup = semantic.copy() if semantic else {}
+        for key in _SEMANTIC_KEYS.intersection(attributes):
+            lookup[key] = attributes[key]
+            if key in _DD_CONVENTION_KEYS:
+                meta.pop(key, None)
     code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
     if code is not None and "http.status_code" not in metrics:
         try:
