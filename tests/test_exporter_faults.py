@@ -52,7 +52,7 @@ def ids(spans: List[Any]) -> List[int]:
 
 
 class ClientSocket:
-    """A socket the exporter opened, seen from outside: its sends are counted."""
+    """A socket the exporter opened, seen from outside: its sends (``send`` or ``sendall``) are counted."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -61,6 +61,10 @@ class ClientSocket:
     def sendall(self, data: bytes) -> None:
         self.sends.append(len(data))
         self.sock.sendall(data)
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        self.sends.append(len(data))
+        return self.sock.send(data, flags)
 
     @property
     def is_open(self) -> bool:

@@ -367,6 +367,71 @@ def test_private_field_fast_paths_agree_with_the_public_properties(monkeypatch) 
     assert fast[1][0]["span_links"][0]["attributes"] == {"a": "1"}
 
 
+def test_memos_of_the_last_bases_and_trace_states_never_mix_spans() -> None:
+    # one mapper over spans whose bases (kind, status) and trace states alternate, repeat and
+    # change maps each span as a mapper of its own does
+    states = [TraceState([("dd", "s:2;o:rum;t.dm:-4")]), TraceState([("dd", "s:-1")]), NO_STATE]
+    spans = []
+    for i in range(9):
+        kind = (SpanKind.SERVER, SpanKind.CLIENT, SpanKind.SERVER)[i % 3]
+        status = (Status(StatusCode.ERROR, "e"), UNSET, Status(StatusCode.OK))[i % 2]
+        parent = SpanContext(100 + i, 7, True, TraceFlags(1), states[i % 3]) if i % 4 else None
+        spans.append(span(name="s%d" % i, trace_id=100 + i, span_id=10 + i, parent=parent, kind=kind,
+                          status=status, trace_state=states[(i // 2) % 3], sampled=i % 5 != 1))
+    mapper = SpanMapper()
+    together = [mapper.map_chunks(spans), mapper.map_chunks(spans[::-1])]
+    assert together == [[SpanMapper().map_chunks([s])[0] for s in order] for order in (spans, spans[::-1])]
+
+
+def test_invocation_span_named_by_conventions_or_by_its_own_attributes() -> None:
+    # without operation/resource/type attributes the serverless conventions decide all three and
+    # no semantic lookup is built: the HTTP status still becomes a metric
+    http = {"faas.invocation_id": "r", "faas.name": "fn", "http.request.method": "GET", "http.route": "/x",
+            "http.response.status_code": 201}
+
+    def mapped(extra: Dict[str, Any]) -> Any:
+        (chunk,) = SpanMapper().map_chunks([span(kind=SpanKind.SERVER, attributes={**http, **extra})])
+        return chunk[0]
+
+    plain = mapped({})
+    assert (plain["name"], plain["resource"], plain["type"]) == ("aws.lambda", "fn", "serverless")
+    assert plain["metrics"]["http.status_code"] == 201.0
+    named = mapped({"resource.name": "R", "span.type": "web"})
+    assert (named["name"], named["resource"], named["type"]) == ("aws.lambda", "R", "web")
+    assert "resource.name" not in named["meta"] and "span.type" not in named["meta"]
+    assert named["metrics"]["http.status_code"] == 201.0
+    assert mapped({"operation.name": "op"})["name"] == "op"
+
+
+def test_links_sharing_a_context_map_as_links_of_their_own() -> None:
+    # a batch's links often share one context object: its fields are computed once per mapping,
+    # and each link still gets its own dict with its own attributes, as when mapped alone
+    from opentelemetry.trace import Link
+
+    shared = SpanContext(7 << 64 | 8, 11, True, TraceFlags(1), TraceState([("dd", "s:1"), ("v", "x")]))
+    other = SpanContext(9, 12, True, TraceFlags(0))
+    pointer = SpanContext(0, 0, False)
+    links = [Link(shared, {"messaging.message.id": "m1"}), Link(other), Link(shared, {"messaging.message.id": "m2"}),
+             Link(pointer, {"ptr.kind": "aws.s3.object"}), Link(shared)]
+
+    def mapped(link_list: Any) -> Any:
+        linking = ReadableSpan(name="op", context=SpanContext(5, 9, False, TraceFlags(1)), links=link_list,
+                               resource=RESOURCE, instrumentation_scope=SCOPE, start_time=1_000, end_time=3_500)
+        (chunk,) = SpanMapper().map_chunks([linking])
+        return chunk[0]["span_links"]
+
+    together = mapped(links)
+    assert together == [mapped([link])[0] for link in links]
+    assert [list(item) for item in together] == [list(mapped([link])[0]) for link in links]  # key order too
+    assert together[0] == {"trace_id": 8, "trace_id_high": 7, "span_id": 11,
+                           "attributes": {"messaging.message.id": "m1"}, "tracestate": "dd=s:1,v=x",
+                           "flags": 1 | 1 << 31}
+    assert together[2]["attributes"] == {"messaging.message.id": "m2"} and "attributes" not in together[4]
+    assert together[3] == {"trace_id": 0, "span_id": 0, "attributes": {"ptr.kind": "aws.s3.object"}}
+    assert together[1] == {"trace_id": 9, "trace_id_high": 0, "span_id": 12, "flags": 1 << 31}
+    assert len({id(item) for item in together}) == len(links)
+
+
 def test_settings_object_replaces_the_environment(monkeypatch) -> None:
     # One read of the environment (config.ExporterSettings) drives mode, endpoint, flush cap and
     # the mapper's defaults; a settings object given by the caller wins over os.environ.

@@ -102,6 +102,33 @@ def test_shutdown_flushes_through_the_exporter() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_uses_a_connection_of_its_own() -> None:
+    # the transport does not look at the process id: the exporter's fork hook gives the child a
+    # new one, and the parent's keep-alive connection stays the parent's
+    with FakeAgent() as agent:
+        exporter = DatadogSpanExporter(agent.url, mode="agent")
+        processor = LambdaSpanProcessor(exporter, background=False)
+        tracer = provider_with(processor).get_tracer("t")
+        tracer.start_span("parent-1").end()
+        assert processor.force_flush(5000)  # the parent's connection is open when it forks
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                tracer.start_span("child").end()
+                code = 0 if processor.force_flush(5000) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        tracer.start_span("parent-2").end()
+        assert processor.force_flush(5000)
+        ports = {r.traces[0][0]["resource"]: r.client_port for r in agent.requests}
+    assert set(ports) == {"parent-1", "child", "parent-2"}
+    assert ports["parent-1"] == ports["parent-2"] != ports["child"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_fork_child_exports_only_its_own_spans() -> None:
     with FakeAgent() as agent:
         exporter = DatadogSpanExporter(agent.url, mode="agent")

@@ -560,7 +560,7 @@ class DatadogSpanExporter(SpanExporter):
             if deadline - time.monotonic() <= 0:
                 return "retry"  # no time was given: says nothing about the agent
             try:
-                response = self._transport.request("PUT", path, payload.body, headers, deadline)
+                status, body, complete = self._transport.request("PUT", path, payload.body, headers, deadline)
             except TimeoutError:
                 # connected but no answer before the deadline: do not wait on it again next time
                 self._agent_hung = True
@@ -573,14 +573,12 @@ class DatadogSpanExporter(SpanExporter):
                                   "Datadog agent at %s unreachable (%s): will retry",
                                   self.endpoint.url, error.__class__.__name__)
             else:
-                status = response.status
                 self._agent_unavailable = False  # it answered: full retries again
-                if not response.complete:
+                if not complete:
                     self._agent_hung = True  # the body dripped past the deadline
                 if 200 <= status < 300:
-                    body = response.body
                     # the agent nearly always answers the same rates: parse only a new body
-                    if body != self._rates_body and response.complete:
+                    if body != self._rates_body and complete:
                         rates = parse_response_rates(body)
                         if rates is not None:
                             self.rate_by_service = rates
@@ -591,7 +589,7 @@ class DatadogSpanExporter(SpanExporter):
                 if status not in _RETRYABLE and status < 500:
                     self._log_limited("rejected", logging.ERROR,
                                       "Datadog agent rejected a trace payload (HTTP %d, %d spans): "
-                                      "dropped; %s", status, payload.span_count, printable(response.body))
+                                      "dropped; %s", status, payload.span_count, printable(body))
                     return "rejected"
                 self._log_limited("status", logging.WARNING,
                                   "Datadog agent answered HTTP %d: will retry", status)

@@ -187,6 +187,7 @@ def _plain_dict(attributes: Any) -> Mapping[str, Any]:
 
 # attributes that set span fields and are not repeated as tags (as in Datadog's OTLP ingest)
 _DD_CONVENTION_KEYS = frozenset(("service.name", "operation.name", "resource.name", "span.type"))
+_NAMING_KEYS = _DD_CONVENTION_KEYS - {"service.name"}  # name, resource and type, when set by the span
 _SERVER = SpanKind.SERVER
 _CLIENT = SpanKind.CLIENT
 
@@ -356,7 +357,11 @@ class SpanMapper:
         self._scopes: Dict[int, Tuple[Any, Dict[str, str]]] = {}
         self._states: Dict[str, Optional[DDState]] = {}
         self._bases: Dict[Tuple[int, int, int, int], _Base] = {}
+        # the last two (resource, scope, kind, status, base) seen: a flush's spans alternate
+        # between two bases (the invocation span and its inferred parent differ in status or kind)
         self._last: Tuple[Any, ...] = (_NOTHING, _NOTHING, _NOTHING, _NOTHING, None)
+        self._previous: Tuple[Any, ...] = self._last
+        self._last_dd_state: Tuple[Any, Optional[DDState]] = (_NOTHING, None)  # (trace_state, its DDState)
         self.unmappable = 0  # spans that could not be read (dropped, logged once)
         self._strip_urls = not (settings.keep_url_query if keep_url_query is None else keep_url_query)
         self.limits = LimitLog()  # what Datadog's size limits cost, counted and logged
@@ -390,15 +395,20 @@ class SpanMapper:
         return entry[1]
 
     def _dd_state(self, trace_state: Any) -> Optional[DDState]:
+        last = self._last_dd_state  # a local root's context and its parent share one TraceState
+        if last[0] is trace_state:
+            return last[1]
         value = trace_state.get("dd") if trace_state else None
         if not value:
-            return None
-        states = self._states
-        if value in states:
-            return states[value]
-        if len(states) > 256:
-            states.clear()
-        state = states[value] = parse_dd_member(value)
+            state = None
+        else:
+            states = self._states
+            state = states.get(value)
+            if state is None:
+                if len(states) > 256:
+                    states.clear()
+                state = states[value] = parse_dd_member(value)
+        self._last_dd_state = (trace_state, state)  # one atomic store
         return state
 
     # ------------------------------------------------------------ mapping
@@ -562,8 +572,14 @@ class SpanMapper:
         base = last[4]
         if last[0] is not resource_obj or last[1] is not scope or last[2] is not kind \
                 or last[3] is not status_code:
-            base = self._base(resource_obj, scope, kind, status_code)
-            self._last = (resource_obj, scope, kind, status_code, base)  # one atomic store
+            entry = self._previous
+            if entry[0] is not resource_obj or entry[1] is not scope or entry[2] is not kind \
+                    or entry[3] is not status_code:
+                entry = (resource_obj, scope, kind, status_code, self._base(resource_obj, scope, kind, status_code))
+            base = entry[4]
+            # each entry is one tuple checked whole: another thread's store never mixes two
+            self._previous = last
+            self._last = entry
 
         meta = base.meta.copy()
         metrics = base.metrics.copy() if base.metrics else {}
@@ -628,7 +644,7 @@ class SpanMapper:
             else:
                 meta["events"] = _events_json(events, self.limits)
         if links:
-            dd_span["span_links"] = [_link(link) for link in links]
+            dd_span["span_links"] = _links(links)
 
     @staticmethod
     def _special(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
@@ -642,8 +658,11 @@ class SpanMapper:
         if type(service) is not str or not service:
             service = base.service
 
-        lookup = _semantic_lookup(attributes, meta, metrics, base.semantic)
         invocation = "faas.invocation_id" in attributes
+        # the serverless conventions name, resource and type the invocation span: then nothing
+        # reads the lookup, only its side effects on meta and metrics are wanted
+        lookup = _semantic_lookup(attributes, meta, metrics, base.semantic,
+                                  not invocation or not _NAMING_KEYS.isdisjoint(attributes))
         # Datadog's serverless conventions name the invocation span unless it names itself:
         # the semantic-convention rules only run for what they would decide
         if invocation and "operation.name" not in attributes:
@@ -665,16 +684,19 @@ class SpanMapper:
 
 
 def _semantic_lookup(attributes: Mapping[str, Any], meta: Dict[str, str], metrics: Dict[str, Any],
-                     semantic: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+                     semantic: Dict[str, Any], wanted: bool = True) -> Optional[Dict[str, Any]]:
     """The semantic-convention keys of the resource and the span (the span's win), or None when
-    neither has any. Datadog's convention keys leave ``meta``; the HTTP status becomes a metric."""
+    neither has any. Datadog's convention keys leave ``meta``; the HTTP status becomes a metric.
+    Not ``wanted`` (the span holds none of ``_NAMING_KEYS``): only the metric, and None."""
     if not semantic and _SEMANTIC_KEYS.isdisjoint(attributes):
         return None
-    lookup = semantic.copy() if semantic else {}
-    for key in _SEMANTIC_KEYS.intersection(attributes):
-        lookup[key] = attributes[key]
-        if key in _DD_CONVENTION_KEYS:
-            meta.pop(key, None)
+    lookup = None
+    if wanted:
+        lookup = semantic.copy() if semantic else {}
+        for key in _SEMANTIC_KEYS.intersection(attributes):
+            lookup[key] = attributes[key]
+            if key in _DD_CONVENTION_KEYS:
+                meta.pop(key, None)
     code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
     if code is not None and "http.status_code" not in metrics:
         try:
@@ -1104,26 +1126,41 @@ def _native_event(event: Any) -> Dict[str, Any]:
     return item
 
 
-def _link(link: Any) -> Dict[str, Any]:
-    context = link.context
+def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
+    """The span links in Datadog's form. The links of a batch (SQS, Kinesis...) often share one
+    context object (records carrying the same upstream context): what comes from a context, the
+    tracestate header above all, is computed once per context object in the call."""
+    by_context: Dict[int, Tuple[int, int, int, str, Optional[int]]] = {}
+    out = []
+    for link in links:
+        context = link.context
+        fields = by_context.get(id(context))  # the links hold the contexts: ids stay unique here
+        if fields is None:
+            fields = by_context[id(context)] = _context_fields(context)
+        trace_id, trace_id_high, span_id, trace_state, flags = fields
+        item: Dict[str, Any] = {"trace_id": trace_id, "trace_id_high": trace_id_high, "span_id": span_id}
+        attributes = _plain_dict(link.attributes)
+        if attributes:
+            item["attributes"] = _link_attributes(attributes)
+        if trace_state:
+            item["tracestate"] = trace_state
+        if flags is not None:
+            item["flags"] = flags
+        else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
+            del item["trace_id_high"]
+        out.append(item)
+    return out
+
+
+def _context_fields(context: Any) -> Tuple[int, int, int, str, Optional[int]]:
+    """A link's ``(trace_id, trace_id_high, span_id, tracestate, flags)``; flags None for a span
+    pointer (ids 0)."""
     trace_id = context.trace_id
     span_id = context.span_id
-    out: Dict[str, Any] = {
-        "trace_id": trace_id & _LOW64,
-        "trace_id_high": trace_id >> 64,
-        "span_id": span_id,
-    }
-    attributes = _plain_dict(link.attributes)
-    if attributes:
-        out["attributes"] = _link_attributes(attributes)
     trace_state = context.trace_state
-    if trace_state:
-        out["tracestate"] = trace_state.to_header()
-    if trace_id or span_id:
-        out["flags"] = int(context.trace_flags) | _FLAGS_SET
-    else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
-        del out["trace_id_high"]
-    return out
+    header = trace_state.to_header() if trace_state else ""
+    flags = int(context.trace_flags) | _FLAGS_SET if trace_id or span_id else None
+    return trace_id & _LOW64, trace_id >> 64, span_id, header, flags
 
 
 def _link_attributes(attributes: Mapping[str, Any]) -> Dict[str, str]:
