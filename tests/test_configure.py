@@ -139,6 +139,47 @@ def test_durable_tagging_loads_on_the_first_durable_event():
     assert durable_spans and '"aws.durable.execution_status":"SUCCEEDED"' in durable_spans[-1]
 
 
+def test_api_gateway_invocation_leaves_other_triggers_carrier_modules_unimported():
+    # Cold start: the carrier modules of non-HTTP triggers (and of the Lambda client context and a
+    # user's extractor) load with the first event that needs them. A built row holds the module's
+    # own functions, is built once, and later events of every trigger read it.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        from otel_dd_lambda import extract
+        from otel_dd_lambda.carriers import triggers
+        LAZY = ["sqs", "sns", "kinesis", "eventbridge", "notrace", "appsync", "mqtt", "custom", "lambda_invoke"]
+        def loaded():
+            return sorted(m for m in LAZY if "otel_dd_lambda.carriers." + m in sys.modules)
+        otel_dd_lambda.configure()
+        class Context:
+            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
+            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 30000
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        api = json.load(open("tests/fixtures/events/api-gateway.json"))
+        api["headers"].update({"x-datadog-trace-id": "123", "x-datadog-parent-id": "456"})
+        handler(api, Context())
+        after_api = loaded()
+        sqs = json.load(open("tests/fixtures/events/sqs-batch.json"))
+        row = triggers.row_of("sqs")
+        from otel_dd_lambda.carriers import sqs as sqs_module
+        same = row is triggers.row_of("sqs") and row.record_carrier is sqs_module.record_carrier
+        handler(sqs, Context())
+        after_sqs = loaded()
+        class Invoked(Context):
+            class client_context:
+                custom = {"x-datadog-trace-id": "77", "x-datadog-parent-id": "88"}
+        first = extract.extract_context({}, Invoked()).parent.span_id
+        from otel_dd_lambda.carriers import lambda_invoke
+        rebound = extract._client_context_carrier is lambda_invoke.client_context_carrier
+        second = extract.extract_context({}, Invoked()).parent.span_id
+        print(json.dumps({"after_api": after_api, "after_sqs": after_sqs, "same": same, "rebound": rebound,
+                          "span_ids": [first, second]}))
+    """)
+    assert last_json(proc) == {"after_api": [], "after_sqs": ["eventbridge", "sns", "sqs"], "same": True,
+                               "rebound": True, "span_ids": [88, 88]}
+
+
 def test_init_defers_decimal_and_unicodedata_to_their_first_use():
     # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
     # fast path (unicodedata) need them; their first use loads them and reads as before.
