@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, set_span_in_context
 
 from . import config
-from .carriers import custom, detect, lambda_invoke, stepfunctions
+from .carriers import detect, stepfunctions
 from .carriers.tags import trigger_tags as _trigger_tags
 from .carriers.triggers import UNKNOWN, Trigger, row_of
 from .propagators import baggage, xray
@@ -167,6 +167,20 @@ def _with_baggage(carrier: Any, composite: DatadogCompositePropagator) -> WithBa
 
 # ---------------------------------------------------------------- the pass
 
+
+def _load_client_context_carrier(lambda_context: Any) -> Optional[Dict[str, Any]]:
+    """``lambda_invoke.client_context_carrier``, its module imported by the first event without a
+    context in the event (a function whose events all carry one never loads it). Rebinds
+    ``_client_context_carrier`` to it, so later events call it directly."""
+    global _client_context_carrier
+    from .carriers.lambda_invoke import client_context_carrier
+
+    _client_context_carrier = client_context_carrier
+    return client_context_carrier(lambda_context)
+
+
+_client_context_carrier: Callable[[Any], Optional[Dict[str, Any]]] = _load_client_context_carrier
+
 _UNSEEN: Any = object()
 
 
@@ -246,7 +260,9 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
         source = None
         items = None
         if settings.extractor is not None:
-            parent, links = resolve(custom.carrier(settings.extractor, event, lambda_context), settings.composite)
+            from .carriers.custom import carrier  # loaded by functions that name an extractor only
+
+            parent, links = resolve(carrier(settings.extractor, event, lambda_context), settings.composite)
             source = SOURCE_CUSTOM
         if parent is None:
             if row.record_carrier is not None:
@@ -256,7 +272,7 @@ def extract_context(event: Any, lambda_context: Any = None, batch_parent: Option
             links = links + found if links else found  # after the extractor's terminated contexts
             source = SOURCE_EVENT
         if parent is None and lambda_context is not None:
-            parent, found = resolve(lambda_invoke.client_context_carrier(lambda_context), settings.composite)
+            parent, found = resolve(_client_context_carrier(lambda_context), settings.composite)
             links += found
             source = SOURCE_CLIENT_CONTEXT
         if row.record_carrier is not None and (batch_parent or settings.batch_parent) == config.BATCH_PARENT_NONE:

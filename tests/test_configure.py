@@ -139,6 +139,66 @@ def test_durable_tagging_loads_on_the_first_durable_event():
     assert durable_spans and '"aws.durable.execution_status":"SUCCEEDED"' in durable_spans[-1]
 
 
+def test_api_gateway_invocation_leaves_other_triggers_carrier_modules_unimported():
+    # Cold start: the carrier modules of non-HTTP triggers (and of the Lambda client context and a
+    # user's extractor) load with the first event that needs them, the override rules with the
+    # first span that has datadog.* overrides (tests/test_exporter_overrides.py: as before). A built row holds the module's
+    # own functions, is built once, and later events of every trigger read it.
+    proc = run("""
+        import sys, json, otel_dd_lambda
+        from otel_dd_lambda import extract
+        from otel_dd_lambda.carriers import triggers
+        LAZY = ["sqs", "sns", "kinesis", "eventbridge", "notrace", "appsync", "mqtt", "custom", "lambda_invoke"]
+        def loaded():
+            return sorted(m for m in LAZY if "otel_dd_lambda.carriers." + m in sys.modules)
+        otel_dd_lambda.configure()
+        class Context:
+            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
+            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 30000
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        api = json.load(open("tests/fixtures/events/api-gateway.json"))
+        api["headers"].update({"x-datadog-trace-id": "123", "x-datadog-parent-id": "456"})
+        handler(api, Context())
+        after_api = loaded() + ["override_rules"] * ("otel_dd_lambda.exporters.override_rules" in sys.modules)
+        sqs = json.load(open("tests/fixtures/events/sqs-batch.json"))
+        row = triggers.row_of("sqs")
+        from otel_dd_lambda.carriers import sqs as sqs_module
+        same = row is triggers.row_of("sqs") and row.record_carrier is sqs_module.record_carrier
+        handler(sqs, Context())
+        after_sqs = loaded()
+        class Invoked(Context):
+            class client_context:
+                custom = {"x-datadog-trace-id": "77", "x-datadog-parent-id": "88"}
+        first = extract.extract_context({}, Invoked()).parent.span_id
+        from otel_dd_lambda.carriers import lambda_invoke
+        rebound = extract._client_context_carrier is lambda_invoke.client_context_carrier
+        second = extract.extract_context({}, Invoked()).parent.span_id
+        print(json.dumps({"after_api": after_api, "after_sqs": after_sqs, "same": same, "rebound": rebound,
+                          "span_ids": [first, second]}))
+    """)
+    assert last_json(proc) == {"after_api": [], "after_sqs": ["eventbridge", "sns", "sqs"], "same": True,
+                               "rebound": True, "span_ids": [88, 88]}
+
+
+def test_import_timing_loads_only_with_cold_start_tracing():
+    # Cold start: the import timer's module is loaded by a function that turns the tracing on
+    # (tests/test_wrapper_core.py: its spans as before), not by one that leaves it off.
+    code = """
+        import sys, json, otel_dd_lambda
+        otel_dd_lambda.configure()
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        class Context:
+            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
+            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 30000
+        handler({}, Context())
+        print(json.dumps("otel_dd_lambda.runtime.import_timing" in sys.modules))
+    """
+    assert last_json(run(code, {"DD_COLD_START_TRACING": "false"})) is False
+    assert last_json(run(code, {"DD_COLD_START_TRACING": "true"})) is True
+
+
 def test_init_defers_decimal_and_unicodedata_to_their_first_use():
     # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
     # fast path (unicodedata) need them; their first use loads them and reads as before.
@@ -147,7 +207,7 @@ def test_init_defers_decimal_and_unicodedata_to_their_first_use():
         otel_dd_lambda.configure()
         otel_dd_lambda.instrument_handler(lambda e, c: None)
         before = {m: m in sys.modules for m in ("decimal", "unicodedata")}
-        from otel_dd_lambda.exporters.overrides import go_string, normalize_tag_value
+        from otel_dd_lambda.exporters.override_rules import go_string, normalize_tag_value
         values = [go_string(0.1), normalize_tag_value("\u00c9t\u00c9 \u0663")]
         print(json.dumps({"before": before, "values": values,
                           "after": {m: m in sys.modules for m in ("decimal", "unicodedata")}}))

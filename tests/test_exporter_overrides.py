@@ -26,7 +26,8 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.mapping import SpanMapper
-from otel_dd_lambda.exporters.overrides import OVERRIDE_KEYS, go_string, normalize_tag_value
+from otel_dd_lambda.exporters.override_rules import go_string, normalize_tag_value
+from otel_dd_lambda.exporters.overrides import OVERRIDE_KEYS
 from tests.support.agent import TestAgent
 
 SCOPE = InstrumentationScope("scope", "1")

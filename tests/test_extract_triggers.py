@@ -28,12 +28,15 @@ def _load(name: str) -> Any:
 
 
 def test_every_trigger_and_subtype_has_one_row() -> None:
-    keys = [row.subtype or row.name for row in triggers.ROWS]
+    keys = [row.subtype or row.name for row in triggers.all_rows()]
     assert len(keys) == len(set(keys))
-    assert set(NAMES) == {row.name for row in triggers.ROWS}
+    assert set(NAMES) == {row.name for row in triggers.all_rows()}
     for subtype in (detect.REST, detect.HTTP_API, detect.WEBSOCKET):
         assert triggers.row_of(subtype).name == detect.API_GATEWAY
     assert triggers.row_of(None) is triggers.UNKNOWN
+    assert triggers.row_of(detect.SQS) is triggers.row_of(detect.SQS)  # a lazy row is built once
+    with pytest.raises(KeyError):  # a name of no trigger is no row, lazy or not
+        triggers.row_of("not-a-trigger")
 
 
 @pytest.mark.parametrize("name", SAMPLES)

@@ -425,7 +425,9 @@ class _Instrumentation:
         settings = self.settings
         if not (state.cold and settings.cold_start_tracing and roots and self.tracer is not None):
             return
-        cold_start.emit_import_spans(
+        from .import_timing import emit_import_spans  # loaded with the timer, by install_import_hook
+
+        emit_import_spans(
             self.tracer, trace.set_span_in_context(state.span), roots,
             settings.function_name or "aws.lambda", state.start_ns,
             settings.min_cold_start_duration_ms, settings.cold_start_skip_libs)
