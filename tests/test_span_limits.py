@@ -25,7 +25,8 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.encoding import V04Encoder, encode_log_lines
-from otel_dd_lambda.exporters.mapping import SpanMapper, shrink_span
+from otel_dd_lambda.exporters.mapping import SpanMapper
+from otel_dd_lambda.exporters.shrink import shrink_span
 from otel_dd_lambda.limits import MAX_META_KEY, MAX_META_VALUE, MAX_RESOURCE, truncate_utf8
 from otel_dd_lambda.runtime import cold_start
 from otel_dd_lambda.runtime.wrapper import instrument_handler

@@ -4,7 +4,7 @@ Every encoder cuts the chunks into payloads no larger than a byte budget: a v0.4
 array of chunks, so each chunk is packed once and payloads are assembled from the packed pieces
 under one array header (no re-encoding). A chunk too big on its own is split into smaller chunks
 of the same trace (the agent accepts a trace in several chunks); a single span over the budget is
-cut until it fits (``mapping.shrink_span``: never lost for its tags), and dropped (counted, with a
+cut until it fits (``shrink.shrink_span``: never lost for its tags), and dropped (counted, with a
 warning) only when even its skeleton cannot fit.
 """
 
@@ -14,7 +14,7 @@ import json
 import struct
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from otel_dd_lambda.exporters.mapping import Chunk, LimitLog, fix_big_ints, links_json, shrink_span
+from otel_dd_lambda.exporters.mapping import Chunk, LimitLog, fix_big_ints, links_json
 from otel_dd_lambda.limits import utf8_len
 
 _TID = "_dd.p.tid"
@@ -112,6 +112,8 @@ class V04Encoder:
                 pending.append(second)
                 pending.append(first)
             else:
+                from otel_dd_lambda.exporters.shrink import shrink_span  # loaded only for an oversize span
+
                 shrunk = shrink_span(chunk[0], lambda s: len(packb([s])), budget)
                 if shrunk is None:
                     self.dropped_spans += 1
@@ -261,6 +263,8 @@ def fit_by_halving(chunks: List[Any], encode: Any, limit: int, size: Callable[[A
             stack.append([second])
             stack.append([first])
         else:
+            from otel_dd_lambda.exporters.shrink import shrink_span  # loaded only for an oversize span
+
             shrunk = shrink_span(group[0][0], lambda s: size(encode([[s]])), limit)
             if shrunk is None:
                 dropped += 1
