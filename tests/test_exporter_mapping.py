@@ -18,8 +18,9 @@ from opentelemetry.trace.span import TraceState
 
 from otel_dd_lambda.exporters import datadog as datadog_module
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter, resolve_mode
-from otel_dd_lambda.exporters.encoding import V04Encoder, V05Encoder, encode_log_lines
+from otel_dd_lambda.exporters.encoding import V04Encoder
 from otel_dd_lambda.exporters.mapping import SpanMapper
+from otel_dd_lambda.exporters.optional_encodings import V05Encoder, encode_log_lines
 from otel_dd_lambda.exporters.transport import parse_agent_url, resolve_endpoint
 
 RESOURCE = Resource.create({"service.name": "svc"})

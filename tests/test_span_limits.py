@@ -24,8 +24,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
-from otel_dd_lambda.exporters.encoding import V04Encoder, encode_log_lines
+from otel_dd_lambda.exporters.encoding import V04Encoder
 from otel_dd_lambda.exporters.mapping import SpanMapper
+from otel_dd_lambda.exporters.optional_encodings import encode_log_lines
 from otel_dd_lambda.exporters.shrink import shrink_span
 from otel_dd_lambda.limits import MAX_META_KEY, MAX_META_VALUE, MAX_RESOURCE, truncate_utf8
 from otel_dd_lambda.runtime import cold_start

@@ -58,9 +58,7 @@ from otel_dd_lambda.exporters.deadline import timeout_seconds
 from otel_dd_lambda.exporters.encoding import (
     Payload,
     V04Encoder,
-    V05Encoder,
     array_header,
-    encode_log_lines,
     load_msgpack,
     split_chunk,
 )
@@ -183,7 +181,12 @@ class DatadogSpanExporter(SpanExporter):
             logger.warning("unsupported Datadog API version %r, using v0.4", api_version)
             api_version = "v0.4"
         self.api_version = api_version
-        self._encoder: V04Encoder = V05Encoder() if api_version == "v0.5" else V04Encoder()
+        if api_version == "v0.5":
+            from otel_dd_lambda.exporters.optional_encodings import V05Encoder  # loaded only when chosen
+
+            self._encoder: V04Encoder = V05Encoder()
+        else:
+            self._encoder = V04Encoder()
         if self.mode == "agent":
             load_msgpack()  # now, at init, rather than during the first invocation's flush
         if native_span_events is None:
@@ -604,6 +607,8 @@ class DatadogSpanExporter(SpanExporter):
         return "retry"
 
     def _write_log(self, chunks: List[Chunk]) -> None:
+        from otel_dd_lambda.exporters.optional_encodings import encode_log_lines  # log mode only
+
         lines, dropped = encode_log_lines(chunks, self.max_log_line, self.limits)
         if dropped:
             self.rejected_spans += dropped

@@ -57,7 +57,6 @@ from otel_dd_lambda.limits import (
     URL_TAGS,
     strip_url_query,
     truncate_utf8,
-    utf8_len,
 )
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
 
@@ -990,23 +989,3 @@ def _link_attributes(attributes: Mapping[str, Any]) -> Dict[str, str]:
     if flat and (max(map(len, flat.values())) > _SAFE_VALUE_CHARS or max(map(len, flat)) > _SAFE_KEY_CHARS):
         _bound_strings(flat, MAX_META_KEY, MAX_META_VALUE)
     return flat
-
-
-def links_json(links: List[Dict[str, Any]]) -> str:
-    """Span links as the ``_dd.span_links`` meta tag (for v0.5 and log mode, which lack the field)."""
-    out = []
-    for link in links:
-        item: Dict[str, Any] = {
-            "trace_id": "%016x%016x" % (link.get("trace_id_high", 0), link["trace_id"]),
-            "span_id": "%016x" % link["span_id"],
-        }
-        for key in ("attributes", "tracestate", "flags"):
-            if key in link:
-                item[key] = link[key]
-        out.append(item)
-    text = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
-    # one tag: valid JSON within its limit, the first links kept (the parent's batch record first)
-    while len(text) > _SAFE_VALUE_CHARS and utf8_len(text) > MAX_META_VALUE and out:
-        out = out[: len(out) * 3 // 4] if len(out) > 1 else []
-        text = json.dumps(out, separators=(",", ":"), ensure_ascii=False)
-    return text
