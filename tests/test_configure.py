@@ -199,6 +199,28 @@ def test_import_timing_loads_only_with_cold_start_tracing():
     assert last_json(run(code, {"DD_COLD_START_TRACING": "true"})) is True
 
 
+def test_api_gateway_invocation_leaves_rare_exporter_paths_unimported():
+    # Cold start: cutting an oversize span (exporters.shrink), span events (exporters.span_events) and
+    # the v0.5 / log-mode encodings (exporters.optional_encodings) load on first use, not with an
+    # agent-mode invocation on v0.4 (tests/test_span_limits.py, tests/test_exporter_mapping.py: their
+    # output as before). A function in log mode loads the encodings it uses.
+    code = """
+        import sys, json, otel_dd_lambda
+        RARE = ["shrink", "span_events", "optional_encodings"]
+        otel_dd_lambda.configure()
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        class Context:
+            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
+            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 30000
+        handler(json.load(open("tests/fixtures/events/api-gateway.json")), Context())
+        print(json.dumps(sorted(m for m in RARE if "otel_dd_lambda.exporters." + m in sys.modules)))
+    """
+    agent = {"OTEL_DD_LAMBDA_EXPORT_MODE": "agent", "DD_TRACE_AGENT_URL": "http://127.0.0.1:9"}
+    assert last_json(run(code, agent)) == []
+    assert last_json(run(code, {"OTEL_DD_LAMBDA_EXPORT_MODE": "log"})) == ["optional_encodings"]
+
+
 def test_init_defers_decimal_and_unicodedata_to_their_first_use():
     # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
     # fast path (unicodedata) need them; their first use loads them and reads as before.
