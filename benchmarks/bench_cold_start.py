@@ -118,6 +118,18 @@ def statements(event: Mapping[str, object]) -> Dict[str, str]:
     }
 
 
+def setup() -> Tuple[Dict[str, str], Dict[str, str]]:
+    """The statements of every side, and their environment: a recent API Gateway event (so an
+    inferred span is made) and an app module whose handler does nothing."""
+    with open(_EVENT_FILE) as handle:
+        event = json.load(handle)
+    event["requestContext"]["requestTimeEpoch"] = int(time.time() * 1000)
+    app_dir = tempfile.mkdtemp(prefix="bench-app-")
+    with open(os.path.join(app_dir, "bench_app.py"), "w") as handle:
+        handle.write("def handler(event, context):\n    return None\n")
+    return statements(event), bench_environ(app_dir)
+
+
 def _run(python: str, code: str, env: Mapping[str, str]) -> Tuple[float, int]:
     """(wall s, VmRSS kB after the code) of one fresh process."""
     start = time.perf_counter()
@@ -176,20 +188,14 @@ def main() -> int:
     except subprocess.CalledProcessError as error:
         print("== cold start: SKIPPED, the deployed-shape venvs could not be built (no package index?): %s" % error)
         return 0
-    with open(_EVENT_FILE) as handle:
-        event = json.load(handle)
-    event["requestContext"]["requestTimeEpoch"] = int(time.time() * 1000)  # recent: an inferred span
-    app_dir = tempfile.mkdtemp(prefix="bench-app-")
-    with open(os.path.join(app_dir, "bench_app.py"), "w") as handle:
-        handle.write("def handler(event, context):\n    return None\n")
-    env = bench_environ(app_dir)
+    codes, env = setup()
     sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout is not None
         env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
         pythons = {"ours": ours, "datadog_lambda": theirs, "floor": ours, "floor_wire": ours,
                    "floor_wire_propagator": ours}
-        result = cold_start(pythons, statements(event), env, args.runs)
+        result = cold_start(pythons, codes, env, args.runs)
     finally:
         sink.kill()
         sink.wait()

@@ -32,19 +32,17 @@ cold start always measures the venv built from this tree).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cold_start  # noqa: E402
-from bench_deployed import CACHE, bench_environ, ensure_ours, ensure_pip_venv  # noqa: E402
+from bench_deployed import CACHE, ensure_ours, ensure_pip_venv  # noqa: E402
 from bench_wrapper import CHILD, EVENTS, SAMPLES, SINK  # noqa: E402
 
 # bench_wrapper's child up to its timing loop: the event, the context, and ``call`` for a side
@@ -112,15 +110,8 @@ def cold_start_instructions() -> Optional[Dict[str, int]]:
     except subprocess.CalledProcessError as error:
         print("== cold start: SKIPPED, the deployed-shape venvs could not be built (no package index?): %s" % error)
         return None
-    with open(bench_cold_start._EVENT_FILE) as handle:
-        event = json.load(handle)
-    event["requestContext"]["requestTimeEpoch"] = int(time.time() * 1000)  # recent: an inferred span
-    app_dir = tempfile.mkdtemp(prefix="bench-cg-app-")
-    with open(os.path.join(app_dir, "bench_app.py"), "w") as handle:
-        handle.write("def handler(event, context):\n    return None\n")
-    env = bench_environ(app_dir)
+    codes, env = bench_cold_start.setup()
     env["PYTHONHASHSEED"] = "0"
-    codes = bench_cold_start.statements(event)
     sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert sink.stdout is not None

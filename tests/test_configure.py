@@ -18,6 +18,18 @@ BASE_ENV = {
 }
 
 
+# configure(), a wrapped no-op handler and a Lambda context, for the subprocess tests below
+# (indented as their code is: run() dedents the whole).
+_CONFIGURED_HANDLER = """
+        otel_dd_lambda.configure()
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        class Context:
+            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
+            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
+            def get_remaining_time_in_millis(self): return 30000
+"""
+
+
 def run(code: str, env=None, cwd=None, args=()) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
     full_env.update(BASE_ENV)
@@ -151,13 +163,7 @@ def test_api_gateway_invocation_leaves_other_triggers_carrier_modules_unimported
         LAZY = ["sqs", "sns", "kinesis", "eventbridge", "notrace", "appsync", "mqtt", "custom", "lambda_invoke"]
         def loaded():
             return sorted(m for m in LAZY if "otel_dd_lambda.carriers." + m in sys.modules)
-        otel_dd_lambda.configure()
-        class Context:
-            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
-            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
-            def get_remaining_time_in_millis(self): return 30000
-        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
-        api = json.load(open("tests/fixtures/events/api-gateway.json"))
+""" + _CONFIGURED_HANDLER + """        api = json.load(open("tests/fixtures/events/api-gateway.json"))
         api["headers"].update({"x-datadog-trace-id": "123", "x-datadog-parent-id": "456"})
         handler(api, Context())
         after_api = loaded() + ["override_rules"] * ("otel_dd_lambda.exporters.override_rules" in sys.modules)
@@ -186,13 +192,7 @@ def test_import_timing_loads_only_with_cold_start_tracing():
     # (tests/test_wrapper_core.py: its spans as before), not by one that leaves it off.
     code = """
         import sys, json, otel_dd_lambda
-        otel_dd_lambda.configure()
-        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
-        class Context:
-            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
-            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
-            def get_remaining_time_in_millis(self): return 30000
-        handler({}, Context())
+""" + _CONFIGURED_HANDLER + """        handler({}, Context())
         print(json.dumps("otel_dd_lambda.runtime.import_timing" in sys.modules))
     """
     assert last_json(run(code, {"DD_COLD_START_TRACING": "false"})) is False
@@ -207,13 +207,7 @@ def test_api_gateway_invocation_leaves_rare_exporter_paths_unimported():
     code = """
         import sys, json, otel_dd_lambda
         RARE = ["shrink", "span_events", "optional_encodings"]
-        otel_dd_lambda.configure()
-        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
-        class Context:
-            function_name = "my-fn"; aws_request_id = "r"; memory_limit_in_mb = 256; client_context = None
-            invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:my-fn"
-            def get_remaining_time_in_millis(self): return 30000
-        handler(json.load(open("tests/fixtures/events/api-gateway.json")), Context())
+""" + _CONFIGURED_HANDLER + """        handler(json.load(open("tests/fixtures/events/api-gateway.json")), Context())
         print(json.dumps(sorted(m for m in RARE if "otel_dd_lambda.exporters." + m in sys.modules)))
     """
     agent = {"OTEL_DD_LAMBDA_EXPORT_MODE": "agent", "DD_TRACE_AGENT_URL": "http://127.0.0.1:9"}

@@ -26,6 +26,7 @@ from otel_dd_lambda.exporters.datadog import DatadogSpanExporter
 from otel_dd_lambda.exporters.encoding import V04Encoder
 from otel_dd_lambda.exporters.processor import LambdaSpanProcessor
 from tests.support.agent import BLOCK, GARBAGE_STATUS, RESET, FakeAgent, free_port
+from tests.support.raw_server import RawServer
 
 
 def make_spans(traces: int = 3, per_trace: int = 3, blob: int = 0) -> List[Any]:
@@ -340,7 +341,7 @@ SLACK = 0.5
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"rate_by_service\":{}}"
 
 
-class HostileAgent:
+class HostileAgent(RawServer):
     """Threaded raw-socket HTTP server; ``behaviour`` is read for every request."""
 
     def __init__(self, behaviour: str) -> None:
@@ -348,56 +349,18 @@ class HostileAgent:
         self.lock = threading.Lock()
         self.accepted: List[List[int]] = []  # span ids of each request answered 200 in full
         self.requests = 0
-        self.stopped = threading.Event()
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.listener.settimeout(0.05)
-        self.url = "http://127.0.0.1:%d" % self.listener.getsockname()[1]
-        self.threads: List[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
-        self._accepting.start()
-
-    def __enter__(self) -> "HostileAgent":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stopped.set()
-        self._accepting.join(5)
-        self.listener.close()
-        for thread in self.threads:
-            thread.join(5)
+        super().__init__()
+        self.url = "http://127.0.0.1:%d" % self.port
 
     def span_ids(self) -> List[int]:
         with self.lock:
             return [i for ids_ in self.accepted for i in ids_]
 
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
     def _read_request(self, conn: socket.socket) -> Any:
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = conn.recv(65536)
-            if not data:
-                return None
-            buf += data
-        head, _, body = buf.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            key, _, value = line.partition(b":")
-            if key.strip().lower() == b"content-length":
-                length = int(value)
+        started = self.read_head(conn)
+        if started is None:
+            return None
+        length, body = started
         while len(body) < length:
             data = conn.recv(65536)
             if not data:
@@ -405,7 +368,7 @@ class HostileAgent:
             body += data
         return body
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, client_port: int) -> None:
         conn.settimeout(0.05)
         try:
             while not self.stopped.is_set():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -13,6 +12,7 @@ import pytest
 
 from otel_dd_lambda.exporters import transport
 from otel_dd_lambda.exporters.transport import AgentTransport, DeadlineExceeded, Endpoint, _read_response, _whole_answer
+from tests.support.raw_server import RawServer
 
 BODY = b'{"rate_by_service":{}}'
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n" + BODY
@@ -24,54 +24,21 @@ CLOSE = b""
 Answer = Sequence[Tuple[float, bytes]]
 
 
-class ScriptedAgent:
+class ScriptedAgent(RawServer):
     """Reads each request in full (Content-Length), then sends the next scripted answer."""
 
     def __init__(self, answers: Sequence[Answer]) -> None:
         self.answers = list(answers)
         self.ports: List[int] = []  # client port of each request read
         self.bodies: List[int] = []  # body size of each request read
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.listener.settimeout(0.05)
-        self.endpoint = Endpoint("http", "127.0.0.1", self.listener.getsockname()[1])
-        self.stopped = threading.Event()
-        self.threads: List[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
-        self._accepting.start()
-
-    def __enter__(self) -> "ScriptedAgent":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stopped.set()
-        self._accepting.join(5)
-        self.listener.close()
-        for thread in self.threads:
-            thread.join(5)
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, address = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn, address[1]), daemon=True)
-            self.threads.append(thread)
-            thread.start()
+        super().__init__(backlog=8)
+        self.endpoint = Endpoint("http", "127.0.0.1", self.port)
 
     def _read_request(self, conn: socket.socket) -> Optional[int]:
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = conn.recv(65536)
-            if not data:
-                return None
-            buf += data
-        head, _, body = buf.partition(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        started = self.read_head(conn)
+        if started is None:
+            return None
+        length, body = started
         size = len(body)
         while size < length:
             time.sleep(0.001)  # a slow reader: the client's socket buffer fills up
