@@ -208,7 +208,11 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> With
         for record in islice(records, 1, None):
             if type(record) is not dict:
                 continue
-            span_context = _record_context(row, record, composite, seen)
+            key = key_of(record) if key_of is not None else None
+            # a key met before (a batch sent at once): its context without a call
+            span_context = seen.get(key, _UNSEEN) if key is not None else _UNSEEN
+            if span_context is _UNSEEN:
+                span_context = _record_context(row, record, composite, seen, key)
             if span_context is not None:
                 mid = message_id(record)
                 links.append(make_link(span_context, {MESSAGE_ID: mid} if mid else None))
@@ -218,13 +222,10 @@ def _from_records(row: Trigger, records: List[Any], settings: _Settings) -> With
 
 
 def _record_context(row: Trigger, record: Dict[str, Any], composite: DatadogCompositePropagator,
-                    seen: Dict[Any, Optional[SpanContext]]) -> Optional[SpanContext]:
-    """A batch record's context; ``seen``: the contexts of the raw carriers met so far."""
-    key = row.record_key(record) if row.record_key is not None else None
+                    seen: Dict[Any, Optional[SpanContext]], key: Any) -> Optional[SpanContext]:
+    """A batch record's context, its raw carrier's ``key`` not in ``seen`` (the contexts of the
+    raw carriers met so far)."""
     if key is not None:
-        span_context = seen.get(key, _UNSEEN)
-        if span_context is not _UNSEEN:
-            return span_context
         carrier = row.key_carrier(key)  # type: ignore[misc]
         if carrier:  # the raw carrier alone decides: remembered for the records repeating it
             span_context = seen[key] = resolve(carrier, composite)[0]

@@ -433,6 +433,32 @@ def test_links_sharing_a_context_map_as_links_of_their_own() -> None:
     assert len({id(item) for item in together}) == len(links)
 
 
+def test_link_attributes_are_cut_to_the_tag_limits_and_the_span_keeps_its_own() -> None:
+    # link attributes follow the tag limits: str values and keys short enough go through as they
+    # are; a long value, a long key or a non-str value takes the general path (cut, flattened)
+    from opentelemetry.trace import Link
+
+    from otel_dd_lambda.limits import MAX_META_KEY, MAX_META_VALUE, utf8_len
+
+    context = SpanContext(5, 6, True, TraceFlags(1))
+    long_key, long_value = "k" * (MAX_META_KEY + 1), "\u00e9" * (MAX_META_VALUE // 2 + 1)  # over in bytes
+    cases = [{"id": "m1", "edge": "v" * (MAX_META_VALUE // 4)},
+             {"id": "m1", "long": long_value},
+             {long_key: "v", "id": "m1"},
+             {"id": "m1", "n": 3}]
+    span = ReadableSpan(name="op", context=SpanContext(5, 9, False, TraceFlags(1)),
+                        links=[Link(context, attributes) for attributes in cases],
+                        resource=RESOURCE, instrumentation_scope=SCOPE, start_time=1_000, end_time=3_500)
+    (chunk,) = SpanMapper().map_chunks([span])
+    short, cut_value, cut_key, flattened = (link["attributes"] for link in chunk[0]["span_links"])
+    assert short == cases[0]
+    assert cut_value["id"] == "m1" and cut_value["long"].endswith("...")
+    assert utf8_len(cut_value["long"]) <= MAX_META_VALUE < utf8_len(long_value)
+    assert list(cut_key) == ["k" * (MAX_META_KEY - 3) + "...", "id"]
+    assert flattened == {"id": "m1", "n": "3"}
+    assert [dict(link.attributes) for link in span.links] == cases  # the span's own are untouched
+
+
 def test_settings_object_replaces_the_environment(monkeypatch) -> None:
     # One read of the environment (config.ExporterSettings) drives mode, endpoint, flush cap and
     # the mapper's defaults; a settings object given by the caller wins over os.environ.

@@ -941,42 +941,45 @@ def _error_tags(meta: Dict[str, str], description: Optional[str], events: Sequen
 def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
     """The span links in Datadog's form. The links of a batch (SQS, Kinesis...) often share one
     context object (records carrying the same upstream context): what comes from a context, the
-    tracestate header above all, is computed once per context object in the call."""
-    by_context: Dict[int, Tuple[int, int, int, str, Optional[int]]] = {}
+    tracestate header above all, is built once per context object in the call, then copied."""
+    by_context: Dict[int, Dict[str, Any]] = {}
     out = []
     for link in links:
         context = link.context
         fields = by_context.get(id(context))  # the links hold the contexts: ids stay unique here
         if fields is None:
             fields = by_context[id(context)] = _context_fields(context)
-        trace_id, trace_id_high, span_id, trace_state, flags = fields
-        item: Dict[str, Any] = {"trace_id": trace_id, "trace_id_high": trace_id_high, "span_id": span_id}
+        item = fields.copy()
         attributes = _plain_dict(link.attributes)
         if attributes:
             item["attributes"] = _link_attributes(attributes)
-        if trace_state:
-            item["tracestate"] = trace_state
-        if flags is not None:
-            item["flags"] = flags
-        else:  # a span pointer (ids 0): the shape ddtrace sends, no flags nor high trace id bits
-            del item["trace_id_high"]
         out.append(item)
     return out
 
 
-def _context_fields(context: Any) -> Tuple[int, int, int, str, Optional[int]]:
-    """A link's ``(trace_id, trace_id_high, span_id, tracestate, flags)``; flags None for a span
-    pointer (ids 0)."""
+def _context_fields(context: Any) -> Dict[str, Any]:
+    """A link's fields that come from its context: ids, ``tracestate`` when there is one, and
+    ``flags``. A span pointer (ids 0) has the shape ddtrace sends: no flags nor high trace id
+    bits."""
     trace_id = context.trace_id
     span_id = context.span_id
+    fields: Dict[str, Any] = {"trace_id": trace_id & _LOW64, "span_id": span_id}
     trace_state = context.trace_state
-    header = trace_state.to_header() if trace_state else ""
-    flags = int(context.trace_flags) | _FLAGS_SET if trace_id or span_id else None
-    return trace_id & _LOW64, trace_id >> 64, span_id, header, flags
+    if trace_state:
+        fields["tracestate"] = trace_state.to_header()
+    if trace_id or span_id:
+        fields["trace_id_high"] = trace_id >> 64
+        fields["flags"] = int(context.trace_flags) | _FLAGS_SET
+    return fields
 
 
 def _link_attributes(attributes: Mapping[str, Any]) -> Dict[str, str]:
     """Datadog's link attributes are str -> str: sequences become ``key.0``, ``key.1``, ..."""
+    for key, value in attributes.items():
+        if type(value) is not str or len(value) > _SAFE_VALUE_CHARS or len(key) > _SAFE_KEY_CHARS:
+            break
+    else:  # the common case: str values, and no key or value long enough to exceed its limit
+        return dict(attributes)
     flat: Dict[str, str] = {}
     for key, value in attributes.items():
         if type(value) is str:
