@@ -943,7 +943,8 @@ def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
     context object (records carrying the same upstream context): what comes from a context, the
     tracestate header above all, is built once per context object in the call, then copied."""
     by_context: Dict[int, Dict[str, Any]] = {}
-    out = []
+    out: List[Dict[str, Any]] = []
+    append = out.append
     for link in links:
         context = link.context
         fields = by_context.get(id(context))  # the links hold the contexts: ids stay unique here
@@ -953,7 +954,7 @@ def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
         attributes = _plain_dict(link.attributes)
         if attributes:
             item["attributes"] = _link_attributes(attributes)
-        out.append(item)
+        append(item)
     return out
 
 
@@ -973,13 +974,16 @@ def _context_fields(context: Any) -> Dict[str, Any]:
     return fields
 
 
-def _link_attributes(attributes: Mapping[str, Any]) -> Dict[str, str]:
-    """Datadog's link attributes are str -> str: sequences become ``key.0``, ``key.1``, ..."""
+def _link_attributes(attributes: Mapping[str, Any]) -> Mapping[str, str]:
+    """Datadog's link attributes are str -> str: sequences become ``key.0``, ``key.1``, ...
+
+    The common case (str values, no key or value long enough to exceed its limit) returns
+    ``attributes`` itself, not a copy: nothing after the mapping writes into a link's attributes."""
     for key, value in attributes.items():
         if type(value) is not str or len(value) > _SAFE_VALUE_CHARS or len(key) > _SAFE_KEY_CHARS:
             break
-    else:  # the common case: str values, and no key or value long enough to exceed its limit
-        return dict(attributes)
+    else:
+        return attributes
     flat: Dict[str, str] = {}
     for key, value in attributes.items():
         if type(value) is str:
