@@ -18,6 +18,11 @@ Rows, per event (``bench_wrapper.py``'s events, agent mode against its separate-
 * ``extract``: ``extract_context`` alone; ``flush``: mapping, encoding and sending the two spans
   (the processor's ``force_flush``).
 
+With ``--parts``, ours is also split: the invocation without its flush (wrapper, extraction, the
+SDK's spans), and the flush's mapping, encoding (msgpack) and sending (the rest of ``force_flush``).
+The parts, ``extract`` and ``flush`` are counted with the cyclic garbage collector off, so that one
+collection does not land in one part's count and not another's; the whole rows keep it.
+
 Then the cold start, as ``bench_cold_start.py`` defines it (import + ``configure()`` + the first API
 Gateway invocation, each side in its deployed-shape venv), in instructions over a bare interpreter
 of the same venv: ours, ``datadog_lambda``, the floor, the floor + Datadog wire, and that + a global
@@ -51,24 +56,39 @@ _MODES = r'''
 mode, n = sys.argv[4], int(sys.argv[3])
 for _ in range(20):
     call(event, ctx)
-if mode in ("extract", "flush"):
+if mode != "call":
+    import gc
     from otel_dd_lambda.extract import extract_context
     provider = call.instrumentation.provider
     processor = provider._active_span_processor._span_processors[0]
-    if mode == "flush":
+    exporter, mapper = processor.exporter, processor.exporter._mapper
+    if mode != "extract":
         call.instrumentation.flush = False
         call(event, ctx)
         spans = list(processor._spans)
+    # parts are counted without the cyclic collector, so that no collection lands in one part's
+    # count and not in another's (whole invocations, the "call" mode, keep it)
+    gc.collect()
+    gc.disable()
     for _ in range(n):
         if mode == "extract":
             extract_context(event, ctx)
-        else:
+        elif mode == "flush":
             processor._spans[:] = spans
             processor.force_flush(1000)
+        elif mode == "unflushed":
+            call(event, ctx)
+            processor._spans.clear()
+        elif mode == "map":
+            mapper.map_chunks(spans)
+        else:  # map_encode
+            exporter._encode(mapper.map_chunks(spans))
 else:
     for _ in range(n):
         call(event, ctx)
 '''
+# --parts: where an invocation of ours goes; each a mode of _MODES above
+PARTS = ("unflushed", "map", "map_encode")
 ROWS = (("ours", "ours"), ("datadog_lambda", "datadog_lambda"), ("floor", "floor"), ("floor + wire", "floor_wire"), ("extract", "ours"),
         ("flush", "ours"))
 
@@ -132,6 +152,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--events", default=",".join(EVENTS))
     parser.add_argument("--no-cold-start", action="store_true")
+    parser.add_argument("--parts", action="store_true",
+                        help="also split ours: the invocation without its flush, mapping, encoding, sending")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
@@ -159,6 +181,18 @@ def main() -> int:
             print("  %s" % event)
             for label, _ in ROWS:
                 print("      %-15s %10.0f   %.2fx the floor" % (label, counts[label], counts[label] / floor))
+            if args.parts:
+                part = {mode: (instructions(sys.executable, "ours", event, args.calls, mode, env, app_dir)
+                               - instructions(sys.executable, "ours", event, 0, mode, env, app_dir)) / args.calls
+                        for mode in PARTS}
+                print("      ours, in parts (garbage collection off):")
+                for label, value in (("without flush", part["unflushed"]),
+                                     ("  of which extract", counts["extract"]),
+                                     ("flush", counts["flush"]),
+                                     ("  map", part["map"]),
+                                     ("  encode", part["map_encode"] - part["map"]),
+                                     ("  send and the rest", counts["flush"] - part["map_encode"])):
+                    print("        %-20s %10.0f   %.2fx the floor" % (label, value, value / floor))
     finally:
         sink.kill()
         sink.wait()
