@@ -944,7 +944,6 @@ def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
     tracestate header above all, is built once per context object in the call, then copied."""
     by_context: Dict[int, Dict[str, Any]] = {}
     out: List[Dict[str, Any]] = []
-    append = out.append
     for link in links:
         context = link.context
         fields = by_context.get(id(context))  # the links hold the contexts: ids stay unique here
@@ -954,7 +953,7 @@ def _links(links: Sequence[Any]) -> List[Dict[str, Any]]:
         attributes = _plain_dict(link.attributes)
         if attributes:
             item["attributes"] = _link_attributes(attributes)
-        append(item)
+        out.append(item)
     return out
 
 
