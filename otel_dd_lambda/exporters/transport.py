@@ -130,11 +130,17 @@ def _nodelay(sock: Optional[socket.socket]) -> None:
 class _Connection:
     """One socket to the agent (TCP, TLS or unix), opened on first use."""
 
-    __slots__ = ("endpoint", "sock", "host_header", "poller")
+    __slots__ = ("endpoint", "sock", "host_header", "poller", "address")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.sock: Any = None
+        # getaddrinfo() encodes a str host with the IDNA codec, whose first use imports
+        # encodings.idna, stringprep and unicodedata (~5 M instructions of a cold start): an
+        # ASCII host, every agent address in practice, goes as bytes and resolves the same
+        host = endpoint.host
+        self.address: Tuple[Union[str, bytes], int] = (host.encode("ascii") if host.isascii() else host,
+                                                        endpoint.port)
         # a plain (not TLS) socket's readiness, for the fast path; None: general path only
         self.poller: Any = None
         if endpoint.scheme == "unix":
@@ -157,7 +163,8 @@ class _Connection:
         else:
             # (name resolution itself cannot be bounded; the agent is normally an IP literal)
             try:
-                sock = socket.create_connection((endpoint.host, endpoint.port), _time_left(deadline))
+                # (typeshed allows str hosts only; CPython's getaddrinfo takes bytes too)
+                sock = socket.create_connection(self.address, _time_left(deadline))  # type: ignore[arg-type]
             except socket.timeout:
                 raise DeadlineExceeded("connect timed out") from None
             _nodelay(sock)
