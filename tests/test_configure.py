@@ -215,6 +215,83 @@ def test_api_gateway_invocation_leaves_rare_exporter_paths_unimported():
     assert last_json(run(code, {"OTEL_DD_LAMBDA_EXPORT_MODE": "log"})) == ["optional_encodings"]
 
 
+def test_agent_connection_leaves_the_idna_codec_unloaded():
+    # Cold start: socket.getaddrinfo() encodes a str host with the IDNA codec, whose first use
+    # imports encodings.idna, stringprep and unicodedata; the agent's ASCII host goes as bytes.
+    # A name and an IP literal both still resolve, and the agent gets the trace.
+    code = """
+        import sys, os, json, socket, threading
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        os.environ["DD_TRACE_AGENT_URL"] = "http://%s:%d" % (sys.argv[1], server.getsockname()[1])
+        requests = []
+        def serve():
+            while True:
+                conn, _ = server.accept()
+                data = b""
+                while b"\\r\\n\\r\\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\\r\\n\\r\\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\\r\\n")[0])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                requests.append((head.split(b" ")[1].decode(), len(body)))
+                conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}")
+                conn.close()
+        threading.Thread(target=serve, daemon=True).start()
+        import otel_dd_lambda
+""" + _CONFIGURED_HANDLER + """        handler({}, Context())
+        print(json.dumps({"requests": [path for path, size in requests if size > 1],
+                          "loaded": sorted(m for m in ("encodings.idna", "stringprep", "unicodedata")
+                                           if m in sys.modules)}))
+    """
+    agent = {"OTEL_DD_LAMBDA_EXPORT_MODE": "agent"}
+    for host in ("localhost", "127.0.0.1"):
+        assert last_json(run(code, agent, args=(host,))) == {"requests": ["/v0.4/traces"], "loaded": []}, host
+
+
+def test_setup_runs_with_the_collector_paused_and_gives_it_back():
+    # Cold start: configure() and the wrapper's set-up (the OTel SDK's and this package's imports)
+    # run with the cyclic collector paused; it is on again after them (and collects), off again
+    # if the user had turned it off, and on again when the set-up fails.
+    proc = run("""
+        import gc, json, sys
+        import otel_dd_lambda
+        from otel_dd_lambda.runtime import configure as configure_module, wrapper as wrapper_module
+        seen = {}
+        def spy(name, function):
+            def call(*args):
+                seen[name] = gc.isenabled()
+                return function(*args)
+            return call
+        original = configure_module._configure
+        configure_module._configure = spy("configure", original)
+        wrapper_module._Instrumentation._set_up = spy("wrapper", wrapper_module._Instrumentation._set_up)
+        otel_dd_lambda.configure()
+        handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
+        enabled_after = gc.isenabled()
+        collections = []
+        gc.callbacks.append(lambda phase, info: collections.append(phase))
+        junk = [[[] for _ in range(50)] for _ in range(400)]  # allocations: the collector runs again
+        gc.disable()
+        configure_module._reset_for_tests()
+        otel_dd_lambda.configure()
+        kept_off = not gc.isenabled()
+        gc.enable()
+        configure_module._reset_for_tests()
+        def broken(options):
+            raise RuntimeError("set-up bug")
+        configure_module._configure = broken
+        failed = type(otel_dd_lambda.configure()).__name__
+        print(json.dumps({"enabled_inside": seen, "enabled_after": enabled_after, "ran_after": bool(collections),
+                          "kept_off": kept_off, "failed": failed, "enabled_after_failure": gc.isenabled()}))
+    """, {"DD_TRACE_AGENT_URL": "http://127.0.0.1:9"})
+    assert last_json(proc) == {"enabled_inside": {"configure": False, "wrapper": False}, "enabled_after": True,
+                               "ran_after": True, "kept_off": True, "failed": "NoOpTracerProvider",
+                               "enabled_after_failure": True}
+
+
 def test_init_defers_decimal_and_unicodedata_to_their_first_use():
     # Cold start: only datadog.* float overrides (decimal) and tag values outside the agent's
     # fast path (unicodedata) need them; their first use loads them and reads as before.

@@ -196,6 +196,10 @@ class _Instrumentation:
         self.last_flush_timeout_ms: Optional[int] = None  # what the last flush was given
 
     def _setup(self) -> None:
+        with cold_start.collector_paused():
+            self._set_up()
+
+    def _set_up(self) -> None:
         if self.provider is None:
             from .configure import configure
 
