@@ -259,7 +259,7 @@ def test_setup_runs_with_the_collector_paused_and_gives_it_back():
     # run with the cyclic collector paused; it is on again after them (and collects), off again
     # if the user had turned it off, and on again when the set-up fails.
     proc = run("""
-        import gc, json, sys
+        import gc, json
         import otel_dd_lambda
         from otel_dd_lambda.runtime import configure as configure_module, wrapper as wrapper_module
         seen = {}
@@ -268,8 +268,7 @@ def test_setup_runs_with_the_collector_paused_and_gives_it_back():
                 seen[name] = gc.isenabled()
                 return function(*args)
             return call
-        original = configure_module._configure
-        configure_module._configure = spy("configure", original)
+        configure_module._configure = spy("configure", configure_module._configure)
         wrapper_module._Instrumentation._set_up = spy("wrapper", wrapper_module._Instrumentation._set_up)
         otel_dd_lambda.configure()
         handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
