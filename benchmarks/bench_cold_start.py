@@ -25,8 +25,12 @@ All three run with the Datadog extension reported present (agent mode; ``bench_w
 ``FAKE_EXTENSION``) and send to the same separate-process sink (``bench_wrapper.SINK``), so the
 first invocation's round trip is in every figure. Each figure is the median over ``--runs``
 processes of that process's cost over a bare interpreter of the same venv (interleaved, order
-rotated): wall time, and CPU time (user + system, ``os.wait4``), which other load on the machine
-disturbs less. RSS is ``VmRSS`` after the first invocation minus a bare interpreter's.
+rotated), in wall time and in CPU time (user + system), which other load on the machine disturbs
+less. The targets are judged on the cold start itself: from the process's start to the end of
+its first invocation (the child reads the monotonic clock and its own CPU time there; the parent's
+clock started before the spawn). The whole process is printed too; its extra part is the
+interpreter's teardown, which a Lambda sandbox never runs (it is frozen, then killed).
+RSS is ``VmRSS`` after the first invocation minus a bare interpreter's.
 
 Targets (issue 13): cold start <= floor + 10 ms and <= 0.3x datadog_lambda; RSS added <= the
 floor's + 1.5 MB. Building the venvs needs PyPI the first time: offline, this prints a line
@@ -104,7 +108,10 @@ _PROPAGATOR = (
 _FLOOR_SEND = _FLOOR[_FLOOR.index("sock.sendall("):_FLOOR.index("sock.recv(")]
 _FLOOR_WIRE = _FLOOR.replace("tracer = ", _WIRE + "tracer = ").replace(_FLOOR_SEND, "sock.sendall(_wire((inferred, span)))\n")
 _FLOOR_WIRE_PROPAGATOR = _FLOOR_WIRE.replace("tracer = ", _PROPAGATOR + "tracer = ")
-_RSS = "\nprint('RSS', open('/proc/self/status').read().split('VmRSS:')[1].split()[0])\n"
+# Appended to every side (and the bare interpreter): the end of the first invocation, as the
+# monotonic clock (the parent's perf_counter clock) and this process's CPU time, then the RSS.
+_MARK = ("\nimport time as _time\n_mark = (_time.perf_counter(), _time.process_time())\n"
+         "print('MARK %r %r RSS' % _mark, open('/proc/self/status').read().split('VmRSS:')[1].split()[0])\n")
 
 
 def statements(event: Mapping[str, object]) -> Dict[str, str]:
@@ -130,33 +137,43 @@ def setup() -> Tuple[Dict[str, str], Dict[str, str]]:
     return statements(event), bench_environ(app_dir)
 
 
-def _run(python: str, code: str, env: Mapping[str, str]) -> Tuple[float, int]:
-    """(wall s, VmRSS kB after the code) of one fresh process."""
+class Sample:
+    """One fresh process: to the end of its first invocation (wall and CPU s), the whole process
+    (wall and CPU s), and its VmRSS (kB) after the first invocation."""
+
+    __slots__ = ("wall", "cpu", "whole_wall", "whole_cpu", "rss")
+
+    def __init__(self, wall: float, cpu: float, whole_wall: float, whole_cpu: float, rss: int) -> None:
+        self.wall, self.cpu, self.whole_wall, self.whole_cpu, self.rss = wall, cpu, whole_wall, whole_cpu, rss
+
+
+def _measure(python: str, code: str, env: Mapping[str, str]) -> Sample:
+    """One fresh process. The whole process's CPU is the child's user + system time
+    (RUSAGE_CHILDREN grows by exactly that child's usage once it is reaped, and only one child
+    runs at a time here)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([python, "-c", code + _RSS], env=dict(env), capture_output=True)
-    wall = time.perf_counter() - start
+    proc = subprocess.run([python, "-c", code + _MARK], env=dict(env), capture_output=True)
+    whole_wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         sys.stderr.write(proc.stderr.decode(errors="replace"))
         raise SystemExit("cold-start child failed")
-    return wall, int(proc.stdout.split(b"RSS")[-1].split()[0])
+    mark, cpu, _, rss = proc.stdout.split(b"MARK ")[-1].split()
+    whole_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Sample(float(mark) - start, float(cpu), whole_wall, whole_cpu, int(rss))
 
 
-def _measure(python: str, code: str, env: Mapping[str, str]) -> Tuple[float, float, int]:
-    """(wall s, CPU s, VmRSS kB): CPU is the child's user + system time (RUSAGE_CHILDREN grows by
-    exactly that child's usage once it is reaped, and only one child runs at a time here)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, rss = _run(python, code, env)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, rss
+FIGURES = ("wall", "cpu", "whole_wall", "whole_cpu", "rss")
 
 
 def cold_start(pythons: Mapping[str, str], codes: Mapping[str, str], env: Mapping[str, str],
                runs: int) -> Dict[str, Dict[str, float]]:
-    """Per side: median wall ms, CPU ms and RSS MB over a bare interpreter of the same venv."""
+    """Per side, each of ``FIGURES`` over a bare interpreter of the same venv, as medians: times
+    in ms, RSS in MB."""
     labels = list(codes)
-    samples: Dict[str, List[Tuple[float, float, int]]] = {label: [] for label in labels}
-    bare: Dict[str, List[Tuple[float, float, int]]] = {label: [] for label in labels}
+    samples: Dict[str, List[Sample]] = {label: [] for label in labels}
+    bare: Dict[str, List[Sample]] = {label: [] for label in labels}
     for label in labels:  # bytecode of the app module, failures early
         _measure(pythons[label], codes[label], env)
     for i in range(runs):
@@ -166,19 +183,18 @@ def cold_start(pythons: Mapping[str, str], codes: Mapping[str, str], env: Mappin
             samples[label].append(_measure(pythons[label], codes[label], env))
     out = {}
     for label in labels:
-        def med(index: int, values: List[Tuple[float, float, int]]) -> float:
-            return statistics.median(v[index] for v in values)
-        out[label] = {
-            "wall_ms": (med(0, samples[label]) - med(0, bare[label])) * 1000,
-            "cpu_ms": (med(1, samples[label]) - med(1, bare[label])) * 1000,
-            "rss_mb": (med(2, samples[label]) - med(2, bare[label])) / 1024,
-        }
+        figures = {}
+        for name in FIGURES:
+            over = (statistics.median(getattr(v, name) for v in samples[label])
+                    - statistics.median(getattr(v, name) for v in bare[label]))
+            figures[name] = over / 1024 if name == "rss" else over * 1000
+        out[label] = figures
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=25)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     os.makedirs(CACHE, exist_ok=True)
@@ -203,20 +219,27 @@ def main() -> int:
     wire_r, prop_r = result["floor_wire"], result["floor_wire_propagator"]
     print("== cold start as deployed: import + configure + first invocation (API Gateway, agent mode), "
           "median of %d fresh processes over a bare interpreter of the same venv" % args.runs)
-    for unit, key in (("wall", "wall_ms"), ("CPU", "cpu_ms")):
+    for unit, key in (("wall", "wall"), ("CPU", "cpu")):
         print("  %-4s ours %6.1f ms   floor (OTel SDK, 2 spans + round trip) %6.1f ms   datadog_lambda %6.1f ms"
               % (unit, ours_r[key], floor_r[key], theirs_r[key]))
         print("       floor + Datadog wire %6.1f ms (floor + %.1f ms)   + global propagator %6.1f ms (floor + %.1f ms)"
               % (wire_r[key], wire_r[key] - floor_r[key], prop_r[key], prop_r[key] - floor_r[key]))
-        print("       target <= floor + 10 ms = %.1f ms: %s;   target <= 0.3x datadog_lambda = %.1f ms: %s (%.2fx)"
+        print("       target <= floor + 10 ms = %.1f ms: %s (floor + %.1f ms);   target <= 0.3x datadog_lambda = "
+              "%.1f ms: %s (%.2fx)"
               % (floor_r[key] + 10, "met" if ours_r[key] <= floor_r[key] + 10 else "NOT met",
-                 0.3 * theirs_r[key], "met" if ours_r[key] <= 0.3 * theirs_r[key] else "NOT met",
+                 ours_r[key] - floor_r[key], 0.3 * theirs_r[key],
+                 "met" if ours_r[key] <= 0.3 * theirs_r[key] else "NOT met", ours_r[key] / theirs_r[key]))
+    print("  the whole process, with the interpreter's teardown (never run in a Lambda sandbox):")
+    for unit, key in (("wall", "whole_wall"), ("CPU", "whole_cpu")):
+        print("  %-4s ours %6.1f ms   floor %6.1f ms (ours floor + %.1f ms)   + wire + propagator %6.1f ms   "
+              "datadog_lambda %6.1f ms (%.2fx)"
+              % (unit, ours_r[key], floor_r[key], ours_r[key] - floor_r[key], prop_r[key], theirs_r[key],
                  ours_r[key] / theirs_r[key]))
     print("  RSS  ours +%.1f MB   floor +%.1f MB   datadog_lambda +%.1f MB   target <= floor + 1.5 MB = %.1f MB: %s"
-          % (ours_r["rss_mb"], floor_r["rss_mb"], theirs_r["rss_mb"], floor_r["rss_mb"] + 1.5,
-             "met" if ours_r["rss_mb"] <= floor_r["rss_mb"] + 1.5 else "NOT met"))
+          % (ours_r["rss"], floor_r["rss"], theirs_r["rss"], floor_r["rss"] + 1.5,
+             "met" if ours_r["rss"] <= floor_r["rss"] + 1.5 else "NOT met"))
     print("       floor + Datadog wire +%.2f MB   + global propagator +%.2f MB"
-          % (wire_r["rss_mb"], prop_r["rss_mb"]))
+          % (wire_r["rss"], prop_r["rss"]))
     return 0
 
 
