@@ -256,8 +256,10 @@ def test_agent_connection_leaves_the_idna_codec_unloaded():
 
 def test_setup_runs_with_the_collector_paused_and_gives_it_back():
     # Cold start: configure() and the wrapper's set-up (the OTel SDK's and this package's imports)
-    # run with the cyclic collector paused; it is on again after them (and collects), off again
-    # if the user had turned it off, and on again when the set-up fails.
+    # run with the cyclic collector paused; then what the process holds is frozen (no collection
+    # walks the set-up's objects again) and the collector is on again (and collects what comes
+    # after); with the collector off (the user's choice) neither happens; a failing set-up too
+    # gives the collector back.
     proc = run("""
         import gc, json
         import otel_dd_lambda
@@ -270,27 +272,33 @@ def test_setup_runs_with_the_collector_paused_and_gives_it_back():
             return call
         configure_module._configure = spy("configure", configure_module._configure)
         wrapper_module._Instrumentation._set_up = spy("wrapper", wrapper_module._Instrumentation._set_up)
-        otel_dd_lambda.configure()
+        provider = otel_dd_lambda.configure()
         handler = otel_dd_lambda.instrument_handler(lambda e, c: None)
         enabled_after = gc.isenabled()
+        provider_frozen = gc.get_freeze_count() > 0 and all(o is not provider for o in gc.get_objects())
         collections = []
         gc.callbacks.append(lambda phase, info: collections.append(phase))
         junk = [[[] for _ in range(50)] for _ in range(400)]  # allocations: the collector runs again
+        gc.unfreeze()
         gc.disable()
         configure_module._reset_for_tests()
         otel_dd_lambda.configure()
         kept_off = not gc.isenabled()
+        none_frozen_when_off = gc.get_freeze_count() == 0
         gc.enable()
         configure_module._reset_for_tests()
         def broken(options):
             raise RuntimeError("set-up bug")
         configure_module._configure = broken
         failed = type(otel_dd_lambda.configure()).__name__
-        print(json.dumps({"enabled_inside": seen, "enabled_after": enabled_after, "ran_after": bool(collections),
-                          "kept_off": kept_off, "failed": failed, "enabled_after_failure": gc.isenabled()}))
+        print(json.dumps({"enabled_inside": seen, "enabled_after": enabled_after, "provider_frozen": provider_frozen,
+                          "ran_after": bool(collections), "kept_off": kept_off,
+                          "none_frozen_when_off": none_frozen_when_off, "failed": failed,
+                          "enabled_after_failure": gc.isenabled()}))
     """, {"DD_TRACE_AGENT_URL": "http://127.0.0.1:9"})
     assert last_json(proc) == {"enabled_inside": {"configure": False, "wrapper": False}, "enabled_after": True,
-                               "ran_after": True, "kept_off": True, "failed": "NoOpTracerProvider",
+                               "provider_frozen": True, "ran_after": True, "kept_off": True,
+                               "none_frozen_when_off": True, "failed": "NoOpTracerProvider",
                                "enabled_after_failure": True}
 
 
