@@ -224,14 +224,14 @@ def main() -> int:
               % (unit, ours_r[key], floor_r[key], theirs_r[key]))
         print("       floor + Datadog wire %6.1f ms (floor + %.1f ms)   + global propagator %6.1f ms (floor + %.1f ms)"
               % (wire_r[key], wire_r[key] - floor_r[key], prop_r[key], prop_r[key] - floor_r[key]))
-        print("       target <= floor + 10 ms = %.1f ms: %s (floor + %.1f ms);   target <= 0.3x datadog_lambda = "
+        print("       target <= floor + 10 ms = %.1f ms: %s (floor %+.1f ms);   target <= 0.3x datadog_lambda = "
               "%.1f ms: %s (%.2fx)"
               % (floor_r[key] + 10, "met" if ours_r[key] <= floor_r[key] + 10 else "NOT met",
                  ours_r[key] - floor_r[key], 0.3 * theirs_r[key],
                  "met" if ours_r[key] <= 0.3 * theirs_r[key] else "NOT met", ours_r[key] / theirs_r[key]))
     print("  the whole process, with the interpreter's teardown (never run in a Lambda sandbox):")
     for unit, key in (("wall", "whole_wall"), ("CPU", "whole_cpu")):
-        print("  %-4s ours %6.1f ms   floor %6.1f ms (ours floor + %.1f ms)   + wire + propagator %6.1f ms   "
+        print("  %-4s ours %6.1f ms   floor %6.1f ms (ours: floor %+.1f ms)   + wire + propagator %6.1f ms   "
               "datadog_lambda %6.1f ms (%.2fx)"
               % (unit, ours_r[key], floor_r[key], ours_r[key] - floor_r[key], prop_r[key], theirs_r[key],
                  ours_r[key] / theirs_r[key]))

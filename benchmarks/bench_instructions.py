@@ -27,8 +27,9 @@ Then the cold start, as ``bench_cold_start.py`` defines it (import + ``configure
 Gateway invocation, each side in its deployed-shape venv), in instructions over a bare interpreter
 of the same venv: ours, ``datadog_lambda``, the floor, the floor + Datadog wire, and that + a global
 propagator; counted to the end of the first invocation (the process then ends with ``os._exit``,
-as a Lambda sandbox never runs the interpreter's teardown), and for the whole process. Each is counted once its bytecode is compiled (a warm-up run first). ``--no-cold-start``
-skips it (building the venvs needs PyPI the first time).
+as a Lambda sandbox never runs the interpreter's teardown), and for the whole process. Each is
+counted once its bytecode is compiled (a warm-up run first). ``--no-cold-start`` skips it
+(building the venvs needs PyPI the first time).
 
 Needs valgrind (``apt-get install valgrind``); without it, prints a line saying so and exits 0.
 Set ``BENCH_OURS_PATH`` to measure another copy of the package (before/after comparisons; the
