@@ -76,8 +76,8 @@ def invocation_state(now_ns: Optional[int] = None) -> Tuple[bool, bool]:
     return True, False
 
 
-class collector_paused:
-    """``with collector_paused():`` runs a block of set-up work with the cyclic garbage collector
+class paused_then_frozen:
+    """``with paused_then_frozen():`` runs a block of set-up work with the cyclic garbage collector
     off, then freezes what the process holds and puts the collector back as it was.
 
     Setting tracing up imports the OTel SDK and this package: some 300 modules whose objects all

@@ -194,7 +194,7 @@ def configure(
                 resource_attributes=resource_attributes, set_global=set_global, propagator=propagator,
                 logs_injection=logs_injection, cold_start_tracing=cold_start_tracing, profiling=profiling,
                 instrument_botocore=instrument_botocore)
-            with cold_start.collector_paused():
+            with cold_start.paused_then_frozen():
                 _provider = _configure(options)
         except Exception:
             # Tracing must never stop the function: fall back to the no-op provider.

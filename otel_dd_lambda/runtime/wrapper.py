@@ -196,7 +196,7 @@ class _Instrumentation:
         self.last_flush_timeout_ms: Optional[int] = None  # what the last flush was given
 
     def _setup(self) -> None:
-        with cold_start.collector_paused():
+        with cold_start.paused_then_frozen():
             self._set_up()
 
     def _set_up(self) -> None:
