@@ -8,7 +8,8 @@ package use them. Each figure is one child process run N times and 0 times under
 same set-up both times), the difference divided by N: instructions per invocation, in user space
 (system calls are not counted, so a round trip to the sink costs its Python and C work only).
 
-Rows, per event (``bench_wrapper.py``'s events, agent mode against its separate-process sink):
+Rows, per event (``bench_wrapper.py``'s events, agent mode against its separate-process sink;
+``--events sqs-batch.json:single,sqs-batch.json`` adds a one-record SQS event beside the batch of 10):
 
 * ``ours``: ``configure()`` + ``instrument_handler`` around a no-op handler, each call exporting;
 * ``datadog_lambda``: its wrapper (ddtrace's synchronous writer) around the same handler;
