@@ -3,9 +3,9 @@
 1. per-invocation overhead (no-op handler; API Gateway event and a 10-record SQS event), each
    invocation exporting to the same loopback sink: the median wall time of one call over a bare
    call, and the process's CPU time (user + system) per call over a loop of calls. CPU time leaves
-   out the wait for the sink's answer, which every side pays alike and whose scheduling makes wall
-   medians swing between processes; it keeps the cost of a larger working set (caches, branch
-   prediction) that instruction counts (``bench_instructions.py``) leave out;
+   out the wait for the sink's answer, which every side pays alike, and keeps the cost of a larger
+   working set (caches, branch prediction) that instruction counts (``bench_instructions.py``)
+   leave out. Both swing between runs on a shared machine: only same-run ratios mean anything;
 2. cold import of the whole instrumented path (fresh interpreters, median);
 3. RSS after that import.
 
@@ -279,7 +279,7 @@ for _ in range(calls):
     t = perf(); noop(event, ctx); bare.append(perf() - t)
     t = perf(); call(event, ctx); inst.append(perf() - t)
 # CPU time (user + system) of the same calls, in whole loops: the process's own work, without the
-# wait for the sink's answer, whose scheduling makes the wall medians above swing between processes
+# wait for the sink's answer (one clock read per loop: the CPU clock is a system call)
 cpu = time.process_time
 t = cpu()
 for _ in range(calls):
