@@ -332,6 +332,34 @@ def test_short_invocation_after_long_ones_fires_on_time():
     assert len(spans) == 5 and sum("error.type" in s.attributes for s in spans) == 1
 
 
+def test_warm_invocations_do_not_wake_the_watchdog(monkeypatch):
+    """The watchdog's thread usually looks at an invocation only after it ended (the handler's
+    thread keeps the GIL): it must then keep the fire time it was woken for, so that the next
+    warm invocations, each arming a later one, do not wake it (a thread switch per invocation)."""
+    dog = timeout.Watchdog()  # its own thread, in a known state
+    monkeypatch.setattr(timeout, "_watchdog", dog)
+    provider, memory = pipeline()
+    handler = instrument_handler(lambda event, context: "done", tracer_provider=provider)
+    wakes = []
+    notify = dog._cond.notify
+    monkeypatch.setattr(dog._cond, "notify", lambda n=1: (wakes.append(n), notify(n)))
+
+    assert handler({}, FakeContext(remaining_ms=60000)) == "done"  # starts the thread
+    for _ in range(5):
+        time.sleep(0.05)  # the thread runs, after the invocation that woke it has ended
+        assert handler({}, FakeContext(remaining_ms=60000)) == "done"
+    assert len(wakes) <= 1, "%d wake-ups for 6 warm invocations" % len(wakes)
+    assert dog.thread is not None and dog.thread.is_alive() and dog.last_fired is None
+
+    # an earlier fire time than the one it waits for still wakes it, and it fires on time
+    slow = instrument_handler(lambda event, context: time.sleep(0.5) or "late", tracer_provider=provider)
+    started = time.monotonic()
+    assert slow({}, FakeContext(remaining_ms=300)) == "late"
+    guard = dog.last_fired
+    assert guard is not None and guard.fired and len(wakes) >= 1
+    assert 0.15 <= guard.fired_ns / 1e9 - (time.time() - (time.monotonic() - started)) < 0.3
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 def test_forked_child_starts_its_own_watchdog():
     """The fork hook clears the parent's thread (arm() checks no pid): a child's invocation fires."""

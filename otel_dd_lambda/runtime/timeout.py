@@ -68,6 +68,9 @@ class Watchdog:
         # one, finds the new guard when it wakes, so arming notifies only when the new fire time
         # comes first. A wake-up per invocation was a thread switch on the handler's path.
         self._wakes_at: Optional[float] = None
+        # The fire time of the last guard armed: the thread's next wake-up when it finds no guard
+        # (see ``_next_due``).
+        self._last_fire_at: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
         self.last_fired: Optional[Guard] = None  # the last invocation it ended (tests, debugging)
 
@@ -80,6 +83,7 @@ class Watchdog:
             if self._thread is None:  # first arm, or a forked child (the fork hook cleared it)
                 self._start()
             self._guard = guard
+            self._last_fire_at = guard.fire_at
             wakes_at = self._wakes_at
             if wakes_at is None or guard.fire_at < wakes_at:
                 self._cond.notify()
@@ -121,19 +125,25 @@ class Watchdog:
         with cond:
             while True:
                 guard = self._guard
-                if guard is None:
-                    self._wakes_at = None
-                    cond.wait()
-                    continue
-                delay = guard.fire_at - time.monotonic()
-                if delay <= 0:
+                now = time.monotonic()
+                if guard is not None and guard.fire_at <= now:
                     self._guard = None
                     if guard.claimed:
                         return None
                     guard.claimed = True
                     return guard
-                self._wakes_at = guard.fire_at
-                cond.wait(delay)
+                # With no guard (the invocation that notified ended before this thread ran: the
+                # usual case, as the handler's thread keeps the GIL), wait for the last guard's
+                # fire time all the same. A warm sandbox arms a later fire time each invocation,
+                # so the next arm finds this thread due to wake before it and does not notify.
+                # Waiting for nothing instead made every arm notify: a thread switch each time.
+                wakes_at = guard.fire_at if guard is not None else self._last_fire_at
+                if wakes_at is None or wakes_at <= now:
+                    self._wakes_at = None
+                    cond.wait()
+                else:
+                    self._wakes_at = wakes_at
+                    cond.wait(wakes_at - now)
 
 
     def _after_fork_in_child(self) -> None:
@@ -143,6 +153,7 @@ class Watchdog:
         self._thread = None
         self._guard = None
         self._wakes_at = None
+        self._last_fire_at = None
         self.last_fired = None
 
 
