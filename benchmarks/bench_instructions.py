@@ -13,8 +13,8 @@ Rows, per event (``bench_wrapper.py``'s events, agent mode against its separate-
 
 * ``ours``: ``configure()`` + ``instrument_handler`` around a no-op handler, each call exporting;
 * ``datadog_lambda``: its wrapper (ddtrace's synchronous writer) around the same handler;
-* ``floor``: the OTel SDK doing the two spans (37 attributes, the batch's links) and one round trip
-  of an empty payload (``bench_wrapper.py``'s floor);
+* ``floor``: the OTel SDK doing the two spans (37 attributes, the batch's links with their message
+  ids) and one round trip of an empty payload (``bench_wrapper.py``'s floor);
 * ``floor + wire``: the same, sending the two spans with their attributes packed as they are;
 * ``extract``: ``extract_context`` alone; ``flush``: mapping, encoding and sending the two spans
   (the processor's ``force_flush``).

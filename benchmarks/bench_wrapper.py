@@ -33,15 +33,15 @@ Fairness (what both sides get, identically):
 * Each (side, event) runs in its own fresh process, so counts are per row.
 
 Floors, printed beside each target: per invocation, a child that does only what any OTel-SDK
-wrapper waiting for the agent's answer must do (two spans with 37 attributes, for SQS the 10
-links, context attach,
-one round trip of an empty payload to the same sink); for import and RSS, ``import
+wrapper waiting for the agent's answer must do (two spans with 37 attributes, for SQS one link
+per record carrying the record's message id and the sender's tracestate, as ours do; context
+attach; one round trip of an empty payload to the same sink); for import and RSS, ``import
 opentelemetry.trace`` (the OTel API alone) and ``import opentelemetry.sdk.trace``. A target
 below its floor cannot be met by this package while it is built on the OTel SDK.
 A second per-invocation floor, "floor + Datadog wire", also sends the two spans: ids, times, names
-and the attributes as they are, packed by msgpack, with no Datadog rule and no limit applied. It
-is the least a wrapper exporting to the Datadog agent can do; what ours costs above it is
-extraction, the inferred span's tags and the mapping rules.
+and the attributes (the links' too) as they are, packed by msgpack, with no Datadog rule and no
+limit applied. It is the least a wrapper exporting to the Datadog agent can do; what ours costs
+above it is extraction, the inferred span's tags and the mapping rules.
 
 RSS is read from ``/proc/self/status`` (``VmRSS``, the resident set after the import, and
 ``VmHWM``, its peak). ``ru_maxrss`` is not usable here: Linux carries it over ``fork``+``exec``
@@ -240,11 +240,16 @@ if which in ("floor", "floor_wire"):
     sock = socket.create_connection((agent.hostname, agent.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     request = b"PUT /v0.4/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\nContent-Length: 1\r\n\r\n\x90"
-    from opentelemetry.trace import Link, SpanContext, TraceFlags
-    # an SQS batch: one link per record, built per invocation as any wrapper reading the event must
-    link_ids = [(0x1000 + i, 0x2000 + i) for i in range(len(event.get("Records", ())))]
+    from opentelemetry.trace import Link, SpanContext, TraceFlags, TraceState
+    # an SQS batch: one link per record, built per invocation as any wrapper reading the event
+    # must, carrying what ours carry: the record's message id (which message the link stands for;
+    # the SDK checks a link's attributes as it does a span's) and the sender's tracestate
+    link_ids = [(0x1000 + i, 0x2000 + i, str(record.get("messageId")))
+                for i, record in enumerate(event.get("Records", ()))]
+    sender_state = TraceState([("dd", "s:1;t.dm:-0")])
     def call(event, ctx):
-        links = [Link(SpanContext(t, s, True, TraceFlags(1))) for t, s in link_ids]
+        links = [Link(SpanContext(t, s, True, TraceFlags(1), sender_state), {"messaging.message.id": m})
+                 for t, s, m in link_ids]
         inferred = tracer.start_span("inferred", attributes=inferred_attrs)
         span = tracer.start_span("aws.lambda", context=otel_trace.set_span_in_context(inferred), attributes=invocation_attrs,
                                  links=links)
@@ -266,7 +271,8 @@ if which in ("floor", "floor_wire"):
                  "service": "bench", "resource": s.name, "type": "serverless", "meta": dict(s.attributes),
                  "metrics": {}}
             if s.links:
-                d["span_links"] = [{"trace_id": l.context.trace_id, "span_id": l.context.span_id} for l in s.links]
+                d["span_links"] = [{"trace_id": l.context.trace_id, "span_id": l.context.span_id,
+                                    "attributes": dict(l.attributes)} for l in s.links]
             chunk.append(d)
         body = msgpack.packb([chunk])
         return (b"PUT /v0.4/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
