@@ -132,11 +132,9 @@ class Watchdog:
                         return None
                     guard.claimed = True
                     return guard
-                # With no guard (the invocation that notified ended before this thread ran: the
-                # usual case, as the handler's thread keeps the GIL), wait for the last guard's
-                # fire time all the same. A warm sandbox arms a later fire time each invocation,
-                # so the next arm finds this thread due to wake before it and does not notify.
-                # Waiting for nothing instead made every arm notify: a thread switch each time.
+                # No guard: the invocation that notified usually ended before this thread ran
+                # (its thread keeps the GIL). Waiting for its fire time all the same, not for a
+                # notify, is what spares the next warm arm (a later fire time) from notifying.
                 wakes_at = guard.fire_at if guard is not None else self._last_fire_at
                 if wakes_at is None or wakes_at <= now:
                     self._wakes_at = None
@@ -144,7 +142,6 @@ class Watchdog:
                 else:
                     self._wakes_at = wakes_at
                     cond.wait(wakes_at - now)
-
 
     def _after_fork_in_child(self) -> None:
         # The parent's thread is not in the child, its lock may have been held at the fork, and
