@@ -130,7 +130,7 @@ def resolve(carrier: Any, composite: Optional[DatadogCompositePropagator] = None
     if composite is None:
         composite = _settings().composite
     if type(carrier) is dict:
-        if carrier.keys() <= composite.read_set:  # trace headers only (every _datadog object)
+        if carrier.keys() <= composite.header_set:  # trace headers only (every _datadog object)
             return composite.extract_from_carrier(carrier, True)
         return _resolve_mapping(carrier, composite)
     if carrier is None:
@@ -154,7 +154,7 @@ def _with_baggage(carrier: Any, composite: DatadogCompositePropagator) -> WithBa
     be: not in a carrier of trace headers only (every ``_datadog`` object), nor in one without
     any spelling of the header (most HTTP requests): one set test instead of a parse attempt."""
     if type(carrier) is dict:
-        if carrier.keys() <= composite.read_set:
+        if carrier.keys() <= composite.header_set:
             parent, links = composite.extract_from_carrier(carrier, True)
             return parent, links, None
         parent, links = _resolve_mapping(carrier, composite)

@@ -241,3 +241,24 @@ def test_event_time(name, expected):
     assert type(value) is int and value >= 0
     if expected is not None:
         assert abs(value - expected(event)) < 1000
+
+
+def test_a_datadog_object_with_x_datadog_sampled_is_read_as_trace_headers_only(monkeypatch):
+    # Node.js senders put x-datadog-sampled, which no tracer reads, beside the trace headers (as in
+    # this sample): such a _datadog is still read as trace headers only, not through the general
+    # path that looks for other spellings of the names among an HTTP request's headers
+    from otel_dd_lambda.propagators import headers
+
+    event = json.loads((SAMPLES / "sqs-batch.json").read_text())
+    carrier = json.loads(event["Records"][0]["messageAttributes"]["_datadog"]["stringValue"])
+    assert "x-datadog-sampled" in carrier
+
+    def general_path(*args):
+        raise AssertionError("the general header path was taken")
+
+    monkeypatch.setattr(headers, "_layout", general_path)
+    parent = extract_context(event, LambdaContext()).parent
+    assert parent is not None
+    assert (parent.trace_id, parent.span_id) == (int(carrier["x-datadog-trace-id"]),
+                                                 int(carrier["x-datadog-parent-id"]))
+    assert _priority(parent) == int(carrier["x-datadog-sampling-priority"])

@@ -64,6 +64,8 @@ _READS: Dict[str, Tuple[str, ...]] = {
     config.XRAY: (xray.HEADER,),
     config.XRAY_LAMBDA: (),
 }
+# Headers a style's writers put beside those it reads, and that no style reads.
+_UNREAD: Dict[str, Tuple[str, ...]] = {config.DATADOG: (datadog.SAMPLED,)}
 _INJECTORS: Dict[str, Callable[[SpanContext, Any, Optional[datadog.InjectState]], None]] = {
     config.DATADOG: datadog.inject_headers,
     config.TRACECONTEXT: tracecontext.inject_headers,
@@ -122,6 +124,9 @@ class DatadogCompositePropagator(TextMapPropagator):
         self._extract = [(s, _EXTRACTORS[s], _KEY_HEADER[s]) for s in extract_styles if s in _EXTRACTORS]
         self._reads = tuple(dict.fromkeys(name for s, _, _ in self._extract for name in _READS[s]))
         self.read_set = frozenset(self._reads)  # every header the styles read
+        # A carrier whose keys are all in this set holds trace headers only (every _datadog
+        # object): read, or written beside them and read by no style
+        self.header_set = self.read_set.union(*(_UNREAD.get(s, ()) for s, _, _ in self._extract))
         self._inject = [_INJECTORS[s] for s in inject_styles if s in _INJECTORS]
         # Datadog and W3C both derive their values from the dd= member: parse it once.
         self._shared_state = config.DATADOG in inject_styles or config.TRACECONTEXT in inject_styles
@@ -151,7 +156,7 @@ class DatadogCompositePropagator(TextMapPropagator):
 
         A plain dict (every Lambda event's headers or ``_datadog``) is read once, up front, for
         the headers of all the configured styles; a style whose key header is absent is skipped.
-        ``keys_checked``: the caller has seen ``carrier.keys() <= self.read_set`` (a dict).
+        ``keys_checked``: the caller has seen ``carrier.keys() <= self.header_set`` (a dict).
         """
         if type(carrier) is not dict:
             return self._extract_with(reader(carrier), None)

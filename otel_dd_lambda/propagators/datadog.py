@@ -36,6 +36,9 @@ PARENT_ID = "x-datadog-parent-id"
 SAMPLING_PRIORITY = "x-datadog-sampling-priority"
 ORIGIN = "x-datadog-origin"
 TAGS = "x-datadog-tags"
+# Written beside the others by Datadog's RUM SDK, and found in the ``_datadog`` of Node.js senders'
+# SQS and SNS messages; no tracer reads it (the sampling priority says the same).
+SAMPLED = "x-datadog-sampled"
 
 MAX_TAGS_CHARS = 512  # Datadog's cap on x-datadog-tags
 MAX_ORIGIN_CHARS = 256

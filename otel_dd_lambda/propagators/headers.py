@@ -124,7 +124,8 @@ def trace_headers(
     C-level calls, not a Python loop over the keys or values). Else a new dict of the names'
     values. Either way the extractors read with ``dict.get`` (a C call), and test a style's key
     header with ``in``. ``name_set``: ``frozenset(names)``, precomputed by a caller;
-    ``only_names``: the caller has seen ``carrier.keys() <= name_set``.
+    ``only_names``: the caller has seen that every key is one of ``names`` or a lowercase header
+    that no style reads (``carrier.keys() <= name_set`` and such headers).
     """
     name_set = name_set or frozenset(names)
     # A ``_datadog`` object (SQS, SNS, ...) holds trace names only, as written: then no key can
