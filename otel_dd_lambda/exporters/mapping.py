@@ -39,7 +39,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
 from otel_dd_lambda import config
 from otel_dd_lambda.exporters.overrides import (
@@ -104,6 +104,14 @@ if TYPE_CHECKING:  # annotations only: subscripting typing generics at import co
                       Any, Any]
 
 
+def _span_context_layout_known() -> bool:
+    """Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
+    trace_state, ...)`` that ``_span_parts`` and ``_context_fields`` slice."""
+    flags, state = TraceFlags(3), TraceState()
+    fields = tuple(SpanContext(1, 2, True, flags, state))
+    return fields[:3] == (1, 2, True) and fields[3] is flags and fields[4] is state
+
+
 def _sdk_span_types() -> FrozenSet[type]:
     """The SDK span classes whose fields ``_span_parts`` may read directly (exact types: a
     subclass may override the properties), or none when this SDK's layout is not the known one."""
@@ -114,7 +122,7 @@ def _sdk_span_types() -> FrozenSet[type]:
         all(field in probe.__dict__ for field in _SPAN_FIELDS)
         and isinstance(getattr(BoundedAttributes(), "_dict", None), dict)
         and hasattr(BoundedList(1), "_dq")
-        and tuple(SpanContext(1, 2, True))[:3] == (1, 2, True)  # (trace_id, span_id, is_remote, ...)
+        and _span_context_layout_known()
     )
     if not known:
         return frozenset()
@@ -961,15 +969,17 @@ def _context_fields(context: Any) -> Dict[str, Any]:
     """A link's fields that come from its context: ids, ``tracestate`` when there is one, and
     ``flags``. A span pointer (ids 0) has the shape ddtrace sends: no flags nor high trace id
     bits."""
-    trace_id = context.trace_id
-    span_id = context.span_id
+    if _SDK_SPAN_TYPES and type(context) is SpanContext:  # the tuple layout the probe saw: one slice
+        trace_id, span_id, _, flags, trace_state = context[:5]
+    else:
+        trace_id, span_id, flags, trace_state = (context.trace_id, context.span_id, context.trace_flags,
+                                                 context.trace_state)
     fields: Dict[str, Any] = {"trace_id": trace_id & _LOW64, "span_id": span_id}
-    trace_state = context.trace_state
     if trace_state:
         fields["tracestate"] = trace_state.to_header()
     if trace_id or span_id:
         fields["trace_id_high"] = trace_id >> 64
-        fields["flags"] = int(context.trace_flags) | _FLAGS_SET
+        fields["flags"] = int(flags) | _FLAGS_SET
     return fields
 
 
