@@ -39,7 +39,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from otel_dd_lambda import config
 from otel_dd_lambda.exporters.overrides import (
@@ -59,6 +59,7 @@ from otel_dd_lambda.limits import (
     truncate_utf8,
 )
 from otel_dd_lambda.propagators.ddstate import DDState, parse_dd_member, sampling_priority
+from otel_dd_lambda.propagators.precedence import FAST_SPAN_CONTEXT
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +105,6 @@ if TYPE_CHECKING:  # annotations only: subscripting typing generics at import co
                       Any, Any]
 
 
-def _span_context_layout_known() -> bool:
-    """Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
-    trace_state, ...)`` that ``_span_parts`` and ``_context_fields`` slice."""
-    flags, state = TraceFlags(3), TraceState()
-    fields = tuple(SpanContext(1, 2, True, flags, state))
-    return fields[:3] == (1, 2, True) and fields[3] is flags and fields[4] is state
-
-
 def _sdk_span_types() -> FrozenSet[type]:
     """The SDK span classes whose fields ``_span_parts`` may read directly (exact types: a
     subclass may override the properties), or none when this SDK's layout is not the known one."""
@@ -122,7 +115,7 @@ def _sdk_span_types() -> FrozenSet[type]:
         all(field in probe.__dict__ for field in _SPAN_FIELDS)
         and isinstance(getattr(BoundedAttributes(), "_dict", None), dict)
         and hasattr(BoundedList(1), "_dq")
-        and _span_context_layout_known()
+        and FAST_SPAN_CONTEXT  # SpanContext is the tuple (trace_id, span_id, is_remote, flags, state, ...)
     )
     if not known:
         return frozenset()
