@@ -39,7 +39,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_wrapper import CHILD, EVENTS, SAMPLES, SINK  # noqa: E402
+from bench_wrapper import CHILD, EVENTS, counted_child_env, sink_running  # noqa: E402
 
 # bench_wrapper's child up to its timing loop: the event, the context, and ``call`` for a side
 _SETUP = CHILD.split("for _ in range(20):")[0]
@@ -179,17 +179,7 @@ def main() -> int:
                         help="also time the same work as repeated and as distinct generated code")
     args = parser.parse_args()
     app_dir = tempfile.mkdtemp(prefix="bench-footprint-app-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
-    env.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "AWS_LAMBDA_FUNCTION_NAME": "bench",
-                "AWS_REGION": "us-east-1", "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false",
-                "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "true",
-                "DD_LOGS_INJECTION": "true", "PYTHONHASHSEED": "0"})
-    if os.environ.get("BENCH_OURS_PATH"):
-        env["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"]
-    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout is not None
-        env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
+    with sink_running(counted_child_env(app_dir)) as env:
         print("== code run by one invocation (sys.settrace opcode events; deterministic)")
         print("      %-15s %9s %15s %10s %6s" % ("", "bytecodes", "distinct sites", "functions", "calls"))
         for event in args.events.split(","):
@@ -204,9 +194,6 @@ def main() -> int:
                 print("      ours's functions by distinct sites:")
                 for name, count in counts["ours"]["top"]:
                     print("        %5d  %s" % (count, name))
-    finally:
-        sink.kill()
-        sink.wait()
     if args.calibrate:
         calibrate()
     return 0

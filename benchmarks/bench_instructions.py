@@ -51,7 +51,7 @@ from typing import Dict, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cold_start  # noqa: E402
 from bench_deployed import CACHE, ensure_ours, ensure_pip_venv  # noqa: E402
-from bench_wrapper import CHILD, EVENTS, SAMPLES, SINK  # noqa: E402
+from bench_wrapper import CHILD, EVENTS, SINK, counted_child_env, sink_running  # noqa: E402
 
 # bench_wrapper's child up to its timing loop: the event, the context, and ``call`` for a side
 _SETUP = CHILD.split("for _ in range(20):")[0]
@@ -173,16 +173,7 @@ def main() -> int:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
         return 0
     app_dir = tempfile.mkdtemp(prefix="bench-cg-app-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
-    env.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "AWS_LAMBDA_FUNCTION_NAME": "bench",
-                "AWS_REGION": "us-east-1", "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false",
-                "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "true",
-                "DD_LOGS_INJECTION": "true", "PYTHONHASHSEED": "0"})
-    if os.environ.get("BENCH_OURS_PATH"):
-        env["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"]
-    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
+    with sink_running(counted_child_env(app_dir)) as env:
         print("== instructions per invocation (callgrind, %d calls minus 0)" % args.calls)
         for event in args.events.split(","):
             counts = {}
@@ -207,9 +198,6 @@ def main() -> int:
                                      ("  encode", part["map_encode"] - part["map"]),
                                      ("  send and the rest", counts["flush"] - part["map_encode"])):
                     print("        %-20s %10.0f   %.2fx the floor" % (label, value, value / floor))
-    finally:
-        sink.kill()
-        sink.wait()
     if not args.no_cold_start:
         cold = cold_start_instructions()
         if cold:

@@ -54,6 +54,7 @@ both sides and would otherwise dominate a library that adds little. Totals are p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -61,6 +62,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from typing import Dict, Iterator, Mapping
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_import import _env as import_env  # noqa: E402
@@ -300,6 +302,39 @@ print(json.dumps({"overhead_us": (statistics.median(inst) - statistics.median(ba
 '''
 
 
+def child_env(environ: Mapping[str, str], app_dir: str) -> Dict[str, str]:
+    """A child's environment (this benchmark's and those reusing its child): ``environ`` without
+    any tracing or Lambda variable, then the sandbox and the settings every side gets alike."""
+    env = {k: v for k, v in environ.items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
+    env.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "AWS_LAMBDA_FUNCTION_NAME": "bench",
+                "AWS_REGION": "us-east-1", "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false",
+                "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "true",
+                "DD_LOGS_INJECTION": "true"})
+    return env
+
+
+def counted_child_env(app_dir: str) -> Dict[str, str]:
+    """``child_env`` for the counting benchmarks (instructions, footprint): string hashing fixed
+    (``PYTHONHASHSEED=0``: the same counts on every run), ``BENCH_OURS_PATH`` honoured."""
+    env = child_env(os.environ, app_dir)
+    env["PYTHONHASHSEED"] = "0"
+    if os.environ.get("BENCH_OURS_PATH"):
+        env["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"]
+    return env
+
+
+@contextlib.contextmanager
+def sink_running(env: Dict[str, str]) -> Iterator[Dict[str, str]]:
+    """``SINK`` in its own process while the block runs; yields ``env`` pointing at it."""
+    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        yield dict(env, DD_TRACE_AGENT_URL="http://127.0.0.1:%d" % int(sink.stdout.readline()))
+    finally:
+        sink.kill()
+        sink.wait()
+
+
 def sink_stats(port: int) -> dict:
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"GET /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
@@ -333,11 +368,8 @@ def main() -> int:
     with open(os.path.join(app_dir, "bench_app.py"), "w") as handle:
         handle.write("def handler(event, context):\n    return None\n")
 
-    base = {k: v for k, v in import_env().items() if not k.startswith(("DD_", "OTEL_", "AWS_", "_X_AMZN"))}
-    base.update({"BENCH_APP_DIR": app_dir, "BENCH_SAMPLES": SAMPLES, "AWS_LAMBDA_FUNCTION_NAME": "bench",
-                 "AWS_REGION": "us-east-1", "DD_TRACE_ENABLED": "true", "DD_ENHANCED_METRICS": "false",
-                 "DD_COLD_START_TRACING": "false", "DD_TRACE_MANAGED_SERVICES": "true",
-                 "DD_LOGS_INJECTION": "true", "PYTHONPATH": app_dir})
+    base = child_env(import_env(), app_dir)
+    base["PYTHONPATH"] = app_dir
     if os.environ.get("BENCH_OURS_PATH"):  # another copy of otel_dd_lambda (before/after comparisons)
         base["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"] + os.pathsep + app_dir
 
