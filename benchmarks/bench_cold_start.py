@@ -53,7 +53,7 @@ from typing import Dict, List, Mapping, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_deployed import CACHE, bench_environ, ensure_ours, ensure_pip_venv  # noqa: E402
-from bench_wrapper import FAKE_EXTENSION, SAMPLES, SINK  # noqa: E402
+from bench_wrapper import FAKE_EXTENSION, SAMPLES, sink_running  # noqa: E402
 
 # The event and context, as literals: no json import charged to anyone.
 _EVENT_FILE = os.path.join(SAMPLES, "api-gateway.json")
@@ -205,16 +205,10 @@ def main() -> int:
         print("== cold start: SKIPPED, the deployed-shape venvs could not be built (no package index?): %s" % error)
         return 0
     codes, env = setup()
-    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout is not None
-        env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
+    with sink_running(env) as env:
         pythons = {"ours": ours, "datadog_lambda": theirs, "floor": ours, "floor_wire": ours,
                    "floor_wire_propagator": ours}
         result = cold_start(pythons, codes, env, args.runs)
-    finally:
-        sink.kill()
-        sink.wait()
     ours_r, floor_r, theirs_r = result["ours"], result["floor"], result["datadog_lambda"]
     wire_r, prop_r = result["floor_wire"], result["floor_wire_propagator"]
     print("== cold start as deployed: import + configure + first invocation (API Gateway, agent mode), "

@@ -51,7 +51,7 @@ from typing import Dict, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cold_start  # noqa: E402
 from bench_deployed import CACHE, ensure_ours, ensure_pip_venv  # noqa: E402
-from bench_wrapper import CHILD, EVENTS, SINK, counted_child_env, sink_running  # noqa: E402
+from bench_wrapper import CHILD, EVENTS, counted_child_env, sink_running  # noqa: E402
 
 # bench_wrapper's child up to its timing loop: the event, the context, and ``call`` for a side
 _SETUP = CHILD.split("for _ in range(20):")[0]
@@ -141,10 +141,7 @@ def cold_start_instructions() -> Optional[Dict[str, Dict[str, int]]]:
         return None
     codes, env = bench_cold_start.setup()
     env["PYTHONHASHSEED"] = "0"
-    sink = subprocess.Popen([sys.executable, "-c", SINK], env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout is not None
-        env["DD_TRACE_AGENT_URL"] = "http://127.0.0.1:%d" % int(sink.stdout.readline())
+    with sink_running(env) as env:
         out: Dict[str, Dict[str, int]] = {"cold": {}, "whole": {}}
         bare: Dict[str, Dict[str, int]] = {}
         for label, key in COLD_ROWS:
@@ -156,9 +153,6 @@ def cold_start_instructions() -> Optional[Dict[str, Dict[str, int]]]:
             out["cold"][label] = callgrind_total(python, codes[key] + _END_AT_MARK, env) - bare[python]["cold"]
             out["whole"][label] = callgrind_total(python, codes[key], env) - bare[python]["whole"]
         return out
-    finally:
-        sink.kill()
-        sink.wait()
 
 
 def main() -> int:

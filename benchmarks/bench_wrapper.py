@@ -374,10 +374,8 @@ def main() -> int:
         base["PYTHONPATH"] = os.environ["BENCH_OURS_PATH"] + os.pathsep + app_dir
 
     if not args.skip_invocation:
-        sink = subprocess.Popen([sys.executable, "-c", SINK], env=base, stdout=subprocess.PIPE, text=True)
-        try:
-            port = int(sink.stdout.readline())
-            env = dict(base, DD_TRACE_AGENT_URL="http://127.0.0.1:%d" % port)
+        with sink_running(base) as env:
+            port = int(env["DD_TRACE_AGENT_URL"].rsplit(":", 1)[1])
             print("== per-invocation overhead (median µs over a bare call, %d calls per process, median of %d "
                   "processes per side, each exporting to a separate-process keep-alive sink)" % (args.calls, args.processes))
             sides = ("ours", "datadog_lambda", "floor", "floor_wire")
@@ -437,9 +435,6 @@ def main() -> int:
                     print("      %-15s %d invocations -> %d requests, %d traces, %d spans (%.2f spans/invocation), "
                           "%d connection(s), %d undecodable" % (which, n, row["requests"], row["traces"], row["spans"],
                                                                 row["spans"] / n, row["connections"], row["undecodable"]))
-        finally:
-            sink.kill()
-            sink.wait()
 
     if args.skip_import:
         return 0
